@@ -1,0 +1,1 @@
+"""Core library: geometry, datasets, clips, metrics, model, training and evaluation."""

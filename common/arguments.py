@@ -1,0 +1,260 @@
+"""The whole `run.py` command line: VideoPose3D/MixSTE flags (same names and meanings) plus the pool-model flags.
+
+`parse_args(argv)` returns an `argparse.Namespace` whose values are validated (contradictory or impossible flags raise
+`UserError`). Model flags default to ``None`` so that `model_overrides(args)` can tell which ones the user gave: a
+checkpoint's stored configuration wins over defaults, while an explicit flag that contradicts it is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+
+DATASETS = ("h36m", "humaneva15", "mpi_inf_3dhp", "synthetic", "custom")
+MIXERS_SPATIAL = ("pool", "graph", "fc", "attention")
+MIXERS_TEMPORAL = ("pool", "attention")
+AMP_MODES = ("bf16", "fp16")
+COUNTING_MODES = ("once", "mixste")
+
+# Model flags: argparse destination -> ModelConfig field (None defaults; resolved against a preset or a checkpoint).
+MODEL_FLAG_FIELDS = {
+    "number_of_frames": "num_frames",
+    "cs": "embed_dim",
+    "dep": "depth",
+    "mlp_ratio": "mlp_ratio",
+    "spatial_mixer": "spatial_mixer",
+    "temporal_mixer": "temporal_mixer",
+    "pool_size": "pool_size",
+    "temporal_pool_schedule": "temporal_pool_schedule",
+    "num_heads": "num_heads",
+    "dropout": "drop_rate",
+    "drop_path": "drop_path_rate",
+}
+# Values used when neither the user nor a checkpoint sets a model flag (on top of the chosen preset).
+MODEL_FLAG_DEFAULTS = {"number_of_frames": 243, "cs": 512, "dep": 8}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show every default in `-h` and keep the epilog's line breaks."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag becomes a UserError (one line, exit 2 through `run_cli`)."""
+
+    def error(self, message: str):
+        raise UserError(f"command line: {message} (see python run.py -h)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `run.py` argument parser (every flag documented with its default)."""
+    parser = _Parser(
+        prog="run.py",
+        description="Train and evaluate a MixSTE-style 3D pose lifter with PoolFormer token mixers.",
+        formatter_class=_Formatter,
+        epilog=(
+            "examples:\n"
+            "  python run.py -d synthetic -k gt -f 27 -cs 64 -dep 2 -e 5 -c checkpoint/synthetic\n"
+            "  python run.py -k cpn_ft_h36m_dbb -b 1024 -f 243 -s 243 -l log/run -c checkpoint -gpu 0,1\n"
+            "  python run.py -k cpn_ft_h36m_dbb -c checkpoint --evaluate best_epoch.bin -f 243 -s 243\n"
+            "  torchrun --nproc_per_node 2 run.py -d synthetic -k gt -f 27 -cs 64 -dep 2"
+        ),
+    )
+
+    data = parser.add_argument_group("data")
+    data.add_argument("-d", "--dataset", default="h36m", choices=DATASETS, help="dataset (3D file data_3d_<d>.npz)")
+    data.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", metavar="NAME",
+                      help="2D keypoints (file data_2d_<d>_<k>.npz), e.g. gt, cpn_ft_h36m_dbb, sh_pt_mpii")
+    data.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), metavar="DIR",
+                      help="folder holding the data_3d_*/data_2d_* files (e.g. ../shared/data/h36m)")
+    data.add_argument("--data-3d", default=None, metavar="FILE", help="explicit 3D file (overrides --data-dir/-d)")
+    data.add_argument("--data-2d", default=None, metavar="FILE", help="explicit 2D file (overrides --data-dir/-d/-k)")
+    data.add_argument("-str", "--subjects-train", default="S1,S5,S6,S7,S8", metavar="LIST",
+                      help="training subjects separated by commas")
+    data.add_argument("-ste", "--subjects-test", default="S9,S11", metavar="LIST",
+                      help="test subjects separated by commas")
+    data.add_argument("--val-subjects", default=None, metavar="LIST",
+                      help="subjects that select the best epoch (default: the test subjects, as MixSTE)")
+    data.add_argument("-a", "--actions", default="*", metavar="LIST",
+                      help="actions to train/test on (prefix match, comma separated), or * for all")
+    data.add_argument("--subset", default=1.0, type=_fraction, metavar="FRACTION",
+                      help="train on this fraction of every training sequence")
+    data.add_argument("--downsample", default=1, type=_positive_int, metavar="FACTOR",
+                      help="downsample the frame rate of the training data by this factor")
+    data.add_argument("--workers", default=2, type=_non_negative_int, metavar="N",
+                      help="data-loader worker processes (0 = load in the main process)")
+
+    model = parser.add_argument_group("model (defaults come from --preset, or from the checkpoint being loaded)")
+    model.add_argument("--preset", default="default", metavar="NAME",
+                       help="model preset of common/model.py (default = PoolFormer mixers, mixste = attention)")
+    model.add_argument("-f", "--number-of-frames", default=None, type=_positive_int, metavar="N",
+                       help=f"frames per clip (model input length; default {MODEL_FLAG_DEFAULTS['number_of_frames']})")
+    model.add_argument("-cs", default=None, type=_positive_int, metavar="N",
+                       help=f"channel size (embedding width; default {MODEL_FLAG_DEFAULTS['cs']})")
+    model.add_argument("-dep", default=None, type=_positive_int, metavar="N",
+                       help=f"depth: number of spatial+temporal block pairs (default {MODEL_FLAG_DEFAULTS['dep']})")
+    model.add_argument("--mlp-ratio", default=None, type=float, metavar="R", help="MLP hidden width / channel size")
+    model.add_argument("--spatial-mixer", default=None, choices=MIXERS_SPATIAL, help="spatial token mixer")
+    model.add_argument("--temporal-mixer", default=None, choices=MIXERS_TEMPORAL, help="temporal token mixer")
+    model.add_argument("--pool-size", default=None, type=_positive_int, metavar="N", help="pooling window of pool mixers")
+    model.add_argument("--temporal-pool-schedule", default=None, metavar="NAME",
+                       help="how the temporal pooling window widens with depth (see common/model.py)")
+    model.add_argument("--num-heads", default=None, type=_positive_int, metavar="N", help="heads of attention mixers")
+    model.add_argument("-drop", "--dropout", default=None, type=_probability, metavar="P", help="dropout probability")
+    model.add_argument("--drop-path", default=None, type=_probability, metavar="P", help="stochastic depth rate")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("-e", "--epochs", default=120, type=_positive_int, metavar="N", help="number of training epochs")
+    train.add_argument("-b", "--batch-size", default=1024, type=_positive_int, metavar="N",
+                       help="batch size in predicted frames (clips per step = N // -f, at least 1)")
+    train.add_argument("-s", "--stride", default=None, type=_positive_int, metavar="N",
+                       help="frames between the starts of consecutive training clips (default: -f, no overlap)")
+    train.add_argument("-lr", "--learning-rate", default=4e-4, type=float, metavar="LR", help="initial learning rate")
+    train.add_argument("-lrd", "--lr-decay", default=0.99, type=float, metavar="F", help="learning rate decay per epoch")
+    train.add_argument("--weight-decay", default=0.1, type=_non_negative_float, metavar="W", help="AdamW weight decay")
+    train.add_argument("--warmup-epochs", default=0.0, type=_non_negative_float, metavar="E",
+                       help="linear learning-rate warm-up length in epochs (0 = none)")
+    train.add_argument("--grad-clip", default=0.0, type=_non_negative_float, metavar="NORM",
+                       help="clip the gradient norm to this value (0 = no clipping)")
+    train.add_argument("--lambda-tc", default=0.5, type=_non_negative_float, metavar="W",
+                       help="weight of the temporal consistency loss")
+    train.add_argument("--lambda-vel", default=2.0, type=_non_negative_float, metavar="W",
+                       help="weight of the velocity (MPJVE) loss")
+    train.add_argument("--joint-weights", default="dataset", choices=("dataset", "none"),
+                       help="weighted MPJPE with the dataset's joint weights (MixSTE's for H36M-17), or plain MPJPE")
+    train.add_argument("-no-da", "--no-data-augmentation", dest="data_augmentation", action="store_false",
+                       help="disable train-time horizontal flipping")
+    train.add_argument("--amp", nargs="?", const="bf16", default=None, choices=AMP_MODES,
+                       help="mixed precision on CUDA (bf16, or fp16 with a gradient scaler); CPU runs stay in fp32")
+    train.add_argument("--seed", default=0, type=int, help="random seed (weights, clip order, flips)")
+    train.add_argument("-gpu", "--gpu", default="0", metavar="LIST",
+                       help="GPU ids, e.g. 0,1 (DataParallel over them); 'cpu' forces the CPU")
+
+    evaluation = parser.add_argument_group("evaluation")
+    evaluation.add_argument("--evaluate", default="", metavar="FILE",
+                            help="evaluate this checkpoint (looked up in -c DIR first) instead of training")
+    evaluation.add_argument("-no-tta", "--no-test-time-augmentation", dest="test_time_augmentation",
+                            action="store_false", help="disable flip test-time augmentation")
+    evaluation.add_argument("--eval-counting", default="once", choices=COUNTING_MODES,
+                            help="once: every frame counted exactly once; mixste: MixSTE's padded last window")
+    evaluation.add_argument("--eval-batch", default=16, type=_positive_int, metavar="N",
+                            help="windows per forward pass during evaluation")
+    evaluation.add_argument("--by-subject", action="store_true", help="also break the errors down by subject")
+    evaluation.add_argument("--no-eval", action="store_true",
+                            help="skip the per-epoch validation (best_epoch.bin is then the last epoch)")
+
+    output = parser.add_argument_group("checkpoints and logs")
+    output.add_argument("-c", "--checkpoint", default="checkpoint", metavar="DIR", help="checkpoint directory")
+    output.add_argument("-cf", "--checkpoint-frequency", default=20, type=_positive_int, metavar="N",
+                        help="write epoch_N.bin every N epochs")
+    output.add_argument("-r", "--resume", default="", metavar="FILE",
+                        help="resume training exactly from this checkpoint (looked up in -c DIR first)")
+    output.add_argument("-l", "--log", default="log/run", metavar="DIR", help="TensorBoard and text log directory")
+    output.add_argument("--nolog", action="store_true", help="disable the TensorBoard and text logs")
+    output.add_argument("--export-training-curves", action="store_true",
+                        help="write training curves as PNG images into the checkpoint directory")
+    output.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+
+    viz = parser.add_argument_group("visualization (--render)")
+    viz.add_argument("--render", action="store_true", help="render a video of one sequence after evaluation")
+    viz.add_argument("--viz-subject", default=None, metavar="STR", help="subject to render")
+    viz.add_argument("--viz-action", default=None, metavar="STR", help="action to render")
+    viz.add_argument("--viz-camera", default=0, type=_non_negative_int, metavar="N", help="camera to render")
+    viz.add_argument("--viz-video", default=None, metavar="PATH", help="input video shown behind the 2D keypoints")
+    viz.add_argument("--viz-skip", default=0, type=_non_negative_int, metavar="N", help="skip the video's first N frames")
+    viz.add_argument("--viz-output", default=None, metavar="PATH", help="output video (.mp4 or .gif)")
+    viz.add_argument("--viz-export", default=None, metavar="PATH",
+                     help="write the predicted 3D poses (T,17,3) camera space as .npy")
+    viz.add_argument("--viz-bitrate", default=3000, type=_positive_int, metavar="N", help="bitrate of mp4 videos")
+    viz.add_argument("--viz-no-ground-truth", action="store_true", help="do not show the ground-truth poses")
+    viz.add_argument("--viz-limit", default=-1, type=int, metavar="N", help="render only the first N frames (-1: all)")
+    viz.add_argument("--viz-downsample", default=1, type=_positive_int, metavar="N", help="downsample the FPS by N")
+    viz.add_argument("--viz-size", default=5, type=_positive_int, metavar="N", help="size of each panel (inches)")
+    return parser
+
+
+def split_list(text: str | None) -> list[str]:
+    """'S1, S5' -> ['S1', 'S5'] (empty items dropped)."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def model_overrides(args: argparse.Namespace) -> dict:
+    """ModelConfig fields the user set explicitly on the command line."""
+    return {field: getattr(args, flag) for flag, field in MODEL_FLAG_FIELDS.items() if getattr(args, flag) is not None}
+
+
+def validate_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Reject contradictory or impossible combinations (UserError naming the flags)."""
+    if args.resume and args.evaluate:
+        raise UserError("--resume/--evaluate: give one of them (resume trains, evaluate only evaluates)")
+    if not split_list(args.subjects_test) and args.dataset != "custom":
+        raise UserError("-ste/--subjects-test: expected at least one subject")
+    if not args.evaluate and args.dataset != "custom" and not split_list(args.subjects_train):
+        raise UserError("-str/--subjects-train: expected at least one subject to train on")
+    if args.dataset == "custom" and not args.evaluate:
+        raise UserError("-d custom: custom 2D keypoints have no ground truth; give --evaluate CHECKPOINT to lift them")
+    if args.lr_decay <= 0 or args.lr_decay > 1:
+        raise UserError(f"-lrd/--lr-decay: expected a factor in (0, 1], got {args.lr_decay}")
+    if args.learning_rate <= 0:
+        raise UserError(f"-lr/--learning-rate: expected a positive value, got {args.learning_rate}")
+    viz_given = [flag for flag, value in (("--viz-output", args.viz_output), ("--viz-export", args.viz_export),
+                                          ("--viz-subject", args.viz_subject), ("--viz-action", args.viz_action),
+                                          ("--viz-video", args.viz_video)) if value]
+    if viz_given and not args.render:
+        raise UserError(f"{viz_given[0]}: only used with --render (add --render, or drop the --viz-* flags)")
+    if args.render:
+        if not (args.viz_output or args.viz_export):
+            raise UserError("--render: give --viz-output VIDEO and/or --viz-export FILE.npy")
+        if args.viz_export and not args.viz_export.endswith(".npy"):
+            raise UserError(f"--viz-export {args.viz_export}: expected a file name ending in .npy")
+        if args.viz_output and Path(args.viz_output).suffix.lower() not in (".mp4", ".gif"):
+            raise UserError(f"--viz-output {args.viz_output}: expected a .mp4 or .gif file")
+        if args.dataset != "custom" and not args.viz_subject:
+            raise UserError("--render: give --viz-subject (and --viz-action) of the sequence to render")
+        if not args.viz_action:
+            raise UserError("--render: give --viz-action, the sequence to render")
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line (UserError on bad flags)."""
+    return validate_args(build_parser().parse_args(argv))

@@ -1,0 +1,166 @@
+"""Token mixers of the pose MetaFormer: the only part of a block that moves information between tokens.
+
+Every mixer takes and returns the model's activation tensor ``(B, F, J, C)`` (clips, frames, joints, channels) and
+mixes along ONE token axis, leaving the other one as a batch of independent sequences:
+
+- spatial stream (``axis="spatial"``): the J joint tokens of every frame;
+- temporal stream (``axis="temporal"``): the F frame tokens of every joint (the same weights for every joint).
+
+Mixers:
+
+- `PoolMixer`: PoolFormer's pooling, ``mean over a window of tokens - identity``; stride 1, the padding is not counted
+  (tokens at the edges average over fewer neighbours), optional dilation, no parameters.
+- `GraphMixer` (spatial only): mean over each joint's skeleton neighbours (parent, children and itself) - identity.
+- `FcMixer` (spatial only): MetaFormer's learned token mixing, ``W x - x`` with a learnable J x J matrix ``W``.
+- `AttentionMixer`: multi-head self-attention exactly as MixSTE (qkv projection with bias, softmax(q k^T / sqrt(d)) v,
+  output projection); parameter names ``qkv`` / ``proj`` match MixSTE's so its checkpoints map one to one.
+
+The pooling mixer works on the ``(B, F, J, C)`` memory layout directly: viewed as a ``(B, C, F, J)`` tensor it is
+exactly PyTorch's channels-last layout, so ``avg_pool2d`` pools along F (kernel ``(k, 1)``) or J (kernel ``(1, k)``)
+with its vectorised channels-last kernel and no transpose copy.
+"""
+
+from __future__ import annotations
+
+import einops
+import torch
+import torch.nn.functional as F
+from timm.layers import trunc_normal_
+from torch import nn
+
+SPATIAL = "spatial"
+TEMPORAL = "temporal"
+AXES = (SPATIAL, TEMPORAL)
+
+
+def _check_axis(axis: str) -> None:
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+
+
+def window_mean(x: torch.Tensor, axis: str, window: int, dilation: int = 1) -> torch.Tensor:
+    """Mean of every token's window ``t + m * dilation`` (``|m| <= window // 2``), counting only tokens inside.
+
+    ``x`` is ``(B, F, J, C)``; ``axis`` selects F (temporal) or J (spatial). ``window`` is odd. Windows wider than the
+    sequence simply average everything in reach.
+    """
+    _check_axis(axis)
+    dim = 1 if axis == TEMPORAL else 2
+    length = x.shape[dim]
+    radius = window // 2
+    if dilation == 1:
+        radius = min(radius, length - 1)  # a wider window reaches nothing more (and avg_pool needs pad <= kernel/2)
+        kernel = 2 * radius + 1
+        if kernel == 1:
+            return x
+        as_channels_last = x.permute(0, 3, 1, 2)  # (B, C, F, J) view with channels-last strides: no copy
+        size, pad = ((kernel, 1), (radius, 0)) if axis == TEMPORAL else ((1, kernel), (0, radius))
+        pooled = F.avg_pool2d(as_channels_last, size, stride=1, padding=pad, count_include_pad=False)
+        return pooled.permute(0, 2, 3, 1)
+    # Dilated window: sum of shifted copies over a zero-padded sequence, divided by the number of real tokens.
+    reach = radius * dilation
+    padding = [0, 0] * (x.dim() - 1 - dim) + [reach, reach]
+    padded = F.pad(x, padding)
+    total = sum(padded.narrow(dim, reach + m * dilation, length) for m in range(-radius, radius + 1))
+    positions = torch.arange(length, device=x.device)
+    count = torch.zeros(length, device=x.device, dtype=x.dtype)
+    for m in range(-radius, radius + 1):
+        count += ((positions + m * dilation >= 0) & (positions + m * dilation < length)).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = length
+    return total / count.view(shape)
+
+
+class PoolMixer(nn.Module):
+    """PoolFormer token mixer: ``window_mean(x) - x`` along one axis (no parameters)."""
+
+    def __init__(self, axis: str, window: int = 3, dilation: int = 1) -> None:
+        super().__init__()
+        _check_axis(axis)
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"pool window must be an odd positive integer, got {window}")
+        if dilation < 1:
+            raise ValueError(f"pool dilation must be >= 1, got {dilation}")
+        self.axis, self.window, self.dilation = axis, window, dilation
+
+    def reach(self) -> int:
+        """How many tokens on each side one application of this mixer can see."""
+        return (self.window // 2) * self.dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return window_mean(x, self.axis, self.window, self.dilation) - x
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, window={self.window}, dilation={self.dilation}"
+
+
+def skeleton_neighbour_matrix(parents: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """Row-normalised ``(J, J)`` matrix averaging each joint with its skeleton neighbours (parent, children, itself)."""
+    num = len(parents)
+    adjacency = torch.eye(num)
+    for child, parent in enumerate(parents):
+        if parent >= 0:
+            adjacency[child, parent] = 1.0
+            adjacency[parent, child] = 1.0
+    return adjacency / adjacency.sum(dim=1, keepdim=True)
+
+
+class GraphMixer(nn.Module):
+    """Mean over each joint's skeleton neighbours minus the identity (spatial stream, no learned parameters).
+
+    Neighbouring joint *indices* are not neighbouring joints (the Head, index 10, sits next to the LShoulder, 11), so
+    the neighbourhood comes from the parent list rather than from a window over indices.
+    """
+
+    def __init__(self, parents: tuple[int, ...] | list[int]) -> None:
+        super().__init__()
+        mixing = skeleton_neighbour_matrix(parents) - torch.eye(len(parents))
+        self.register_buffer("mixing", mixing, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,bfjc->bfic", self.mixing, x)  # the same (J, J) mixing for every clip and frame
+
+
+class FcMixer(nn.Module):
+    """MetaFormer's learned spatial token mixing: a learnable ``J x J`` matrix ``W`` across joints, ``W x - x``.
+
+    Content independent (the same mixing for every frame and clip) and nearly free: ``J * J * C`` MACs per frame.
+    """
+
+    def __init__(self, num_tokens: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_tokens, num_tokens))
+        trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,bfjc->bfic", self.weight, x) - x
+
+
+class AttentionMixer(nn.Module):
+    """Multi-head self-attention over one axis, numerically MixSTE's ``Attention`` (scale ``head_dim ** -0.5``)."""
+
+    def __init__(
+        self, axis: str, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_axis(axis)
+        if dim % num_heads:
+            raise ValueError(f"embed dim {dim} is not divisible by {num_heads} heads")
+        self.axis, self.num_heads, self.attn_drop = axis, num_heads, attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, f, j, _ = x.shape
+        pattern = "b f j c -> (b f) j c" if self.axis == SPATIAL else "b f j c -> (b j) f c"
+        tokens = einops.rearrange(x, pattern)
+        q, k, v = einops.rearrange(self.qkv(tokens), "n l (three h d) -> three n h l d", three=3, h=self.num_heads)
+        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        out = self.proj_drop(self.proj(einops.rearrange(mixed, "n h l d -> n l (h d)")))
+        back = "(b f) j c -> b f j c" if self.axis == SPATIAL else "(b j) f c -> b f j c"
+        return einops.rearrange(out, back, b=b, f=f, j=j)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, num_heads={self.num_heads}, attn_drop={self.attn_drop}"
