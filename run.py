@@ -22,9 +22,10 @@ from common.arguments import split_list  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.run_logging import RunLogger, command_line, export_training_curves  # noqa: E402
 
+PROJECTED_GT = "gt_projected"
 DATA_HINTS = {
     "h36m": "create it with data/prepare_data_h36m.py (see README), or point --data-dir to ../shared/data/h36m",
-    "humaneva15": "create it with data/prepare_data_humaneva.py (see README), or use --data-dir ../shared/data/humaneva",
+    "humaneva15": "create it with data/prepare_data_humaneva.py (see README), or --data-dir ../shared/data/humaneva",
     "mpi_inf_3dhp": "create it with data/prepare_data_mpi_inf_3dhp.py (see README)",
     "custom": "create it with data/prepare_data_2d_custom.py from the inference/ detections (see README)",
     "synthetic": "it is generated automatically by data/prepare_data_synthetic.py",
@@ -48,23 +49,35 @@ class RunData:
 # --- data --------------------------------------------------------------------------------------------------------
 
 
-def data_files(args) -> tuple[Path, Path]:
-    """The 3D and 2D files of ``-d``/``-k``/``--data-dir`` (or the explicit --data-3d / --data-2d)."""
-    directory = Path(args.data_dir)
-    path_3d = Path(args.data_3d) if args.data_3d else directory / f"data_3d_{args.dataset}.npz"
-    path_2d = Path(args.data_2d) if args.data_2d else directory / f"data_2d_{args.dataset}_{args.keypoints}.npz"
+def data_files(args) -> tuple[Path, Path | None]:
+    """The 3D and 2D files of ``-d``/``-k``/``--data-dir`` (VideoPose3D naming), or --data-3d / --data-2d.
+
+    ``-k gt_projected`` needs no 2D file: the 2D ground truth is the projection of the 3D through the cameras (what
+    data/prepare_data_h36m.py writes as ``data_2d_h36m_gt.npz``); the 2D path is then None.
+    """
+    from common.datasets import default_paths
+
+    path_3d, path_2d = default_paths(args.dataset, args.keypoints, args.data_dir)
+    if args.keypoints == PROJECTED_GT:
+        path_2d = None
+    if args.data_3d:
+        path_3d = Path(args.data_3d)
+    if args.data_2d:
+        path_2d = Path(args.data_2d)
     return path_3d, path_2d
 
 
-def ensure_synthetic_data(path_3d: Path, path_2d: Path, keypoints: str, log) -> None:
+def ensure_synthetic_data(path_3d: Path, path_2d: Path | None, keypoints: str, log) -> None:
     """Generate the synthetic dataset into the default location when it is absent."""
-    if path_3d.is_file() and path_2d.is_file():
+    if path_3d.is_file() and (path_2d is None or path_2d.is_file()):
         return
-    from data.prepare_data_synthetic import generate_synthetic_dataset
+    from data import prepare_data_synthetic
 
-    log(f"synthetic data not found ({path_3d if not path_3d.is_file() else path_2d}): generating it ...")
-    generate_synthetic_dataset(output_dir=path_3d.parent)
-    if not path_2d.is_file():
+    missing = path_3d if not path_3d.is_file() else path_2d
+    log(f"{missing}: not found; generating the synthetic dataset into {path_3d.parent} (data/prepare_data_synthetic.py)")
+    path_3d.parent.mkdir(parents=True, exist_ok=True)
+    prepare_data_synthetic.main(["--output-dir", str(path_3d.parent), "--overwrite"])
+    if path_2d is not None and not path_2d.is_file():
         raise UserError(f"{path_2d}: synthetic 2D keypoints '{keypoints}' do not exist (use -k gt or -k noisy)")
 
 
@@ -76,15 +89,14 @@ def load_run_data(args, log) -> RunData:
     if args.dataset == "synthetic" and not (args.data_3d or args.data_2d):
         ensure_synthetic_data(path_3d, path_2d, args.keypoints, log)
     hint = DATA_HINTS.get(args.dataset, "")
-    if args.dataset == "custom":
-        if not path_2d.is_file():
-            raise UserError(f"{path_2d}: 2D keypoints file not found; {hint}")
-        dataset = load_dataset("custom", path_2d)
-    else:
-        for path, what in ((path_3d, "3D dataset"), (path_2d, "2D keypoints")):
-            if not path.is_file():
-                raise UserError(f"{path}: {what} file not found; {hint}")
-        dataset = load_dataset(args.dataset, path_3d)
+    if path_2d is not None and not path_2d.is_file():
+        extra = f" (or use -k {PROJECTED_GT} to project the 3D ground truth)" if args.keypoints == "gt" else ""
+        raise UserError(f"{path_2d}: 2D keypoints file not found; {hint}{extra}")
+    if not path_3d.exists():
+        raise UserError(f"{path_3d}: 3D dataset file not found; {hint}")
+    dataset = load_dataset(args.dataset, path_3d)
+    if path_2d is None:
+        log(f"2D input: the ground-truth 2D of {path_3d} (the 3D projected through the cameras; 3DHP: annotations)")
     keypoints = load_keypoints(path_2d, dataset)
     actions = None if args.actions == "*" else split_list(args.actions)
     if args.dataset == "custom":
@@ -125,8 +137,8 @@ def resolve_model_config(args, num_joints: int, stored: dict | None, source: str
         return apply_preset(args.preset or "default", values)
     config = ModelConfig.from_dict(stored)
     if args.preset:
-        overrides = {**{k: v for k, v in PRESETS[args.preset].items()}, **overrides} if args.preset in PRESETS else \
-            apply_preset(args.preset)  # unknown preset: apply_preset raises the UserError
+        apply_preset(args.preset)  # an unknown preset name is a UserError
+        overrides = {**PRESETS[args.preset], **overrides}
     flag_of = {field: flag for flag, field in arguments.MODEL_FLAG_FIELDS.items()}
     conflicts = [f"{'--' + flag_of[k].replace('_', '-') if k in flag_of else k}={v!r} (checkpoint: {stored.get(k)!r})"
                  for k, v in overrides.items() if stored.get(k) != v]
@@ -266,7 +278,7 @@ def run_evaluate(args, data: RunData, ctx, logger) -> float | None:
     path = checkpoint.resolve_checkpoint_path(args.evaluate, args.checkpoint, "--evaluate")
     model, config, stored = build_from_checkpoint(args, path, data.dataset.skeleton.num_joints())
     check_frames(config.num_frames, data.test, "-f/--number-of-frames")
-    model = distributed.wrap_model(model, ctx)
+    model = model.to(ctx.device) if ctx.distributed else distributed.wrap_model(model, ctx)
     logger.info(f"loaded {path} ({'official MixSTE' if checkpoint.is_official_mixste(stored) else 'project'} "
                 f"checkpoint, {stored.get('epoch', '?')} epochs)")
     mpjpe = None
@@ -364,8 +376,9 @@ def run_train(args, data: RunData, ctx, logger) -> float:
         lr = training.learning_rate(schedule, epoch, len(loader) - 1, len(loader))
         val_mpjpe = None
         if ctx.is_main and not args.no_eval:
+            eval_model = checkpoint.unwrap_model(model) if ctx.distributed else model  # DDP forward is collective
             results = evaluation.evaluate_sequences(
-                evaluation.model_predict_fn(model, ctx.device), data.val, settings, data.protocol, full=False,
+                evaluation.model_predict_fn(eval_model, ctx.device), data.val, settings, data.protocol, full=False,
                 joint_mask=eval_joint_mask(data), progress=not args.no_progress, description="validate")
             val_mpjpe = evaluation.summarize(results, data.protocol).headline
         history["epoch"].append(epoch + 1)
@@ -378,8 +391,8 @@ def run_train(args, data: RunData, ctx, logger) -> float:
         fps = frames / seconds if seconds > 0 else 0.0
         data_share = data_seconds / seconds if seconds > 0 else 0.0
         logger.info(
-            f"[{epoch + 1}/{args.epochs}] lr {lr:.3g} loss {losses['total']:.5f} (mpjpe {losses['mpjpe'] * 1000:.2f} mm"
-            f", tc {losses['tc']:.3g}, vel {losses['vel'] * 1000:.2f} mm)"
+            f"[{epoch + 1}/{args.epochs}] lr {lr:.3g} loss {losses['total']:.4f} (position {losses['position']:.4f}, "
+            f"tc {losses['tc']:.2e}, vel {losses['vel']:.4f}) train MPJPE {losses['mpjpe'] * 1000:.1f} mm"
             + (f" val MPJPE {val_mpjpe * 1000:.2f} mm" if val_mpjpe is not None else "")
             + f" | {seconds:.1f} s, {fps:.0f} frames/s, data wait {data_share * 100:.1f}%")
         logger.scalars({f"train/{n}": v for n, v in losses.items()}, epoch + 1)

@@ -40,7 +40,12 @@ MODEL_FLAG_DEFAULTS = {"number_of_frames": 243, "cs": 512, "dep": 8}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show every default in `-h` and keep the epilog's line breaks."""
+    """Show every default in `-h` and keep the epilog's line breaks (flags whose default is None explain it)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive_int(text: str) -> int:
@@ -106,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="2D keypoints (file data_2d_<d>_<k>.npz), e.g. gt, cpn_ft_h36m_dbb, sh_pt_mpii")
     data.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), metavar="DIR",
                       help="folder holding the data_3d_*/data_2d_* files (e.g. ../shared/data/h36m)")
-    data.add_argument("--data-3d", default=None, metavar="FILE", help="explicit 3D file (overrides --data-dir/-d)")
-    data.add_argument("--data-2d", default=None, metavar="FILE", help="explicit 2D file (overrides --data-dir/-d/-k)")
+    data.add_argument("--data-3d", default=None, metavar="FILE", help="explicit 3D file (default: <data-dir>/data_3d_<d>.npz)")
+    data.add_argument("--data-2d", default=None, metavar="FILE", help="explicit 2D file (default: <data-dir>/data_2d_<d>_<k>.npz)")
     data.add_argument("-str", "--subjects-train", default="S1,S5,S6,S7,S8", metavar="LIST",
                       help="training subjects separated by commas")
     data.add_argument("-ste", "--subjects-test", default="S9,S11", metavar="LIST",
@@ -124,23 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="data-loader worker processes (0 = load in the main process)")
 
     model = parser.add_argument_group("model (defaults come from --preset, or from the checkpoint being loaded)")
-    model.add_argument("--preset", default="default", metavar="NAME",
-                       help="model preset of common/model.py (default = PoolFormer mixers, mixste = attention)")
+    model.add_argument("--preset", default=None, metavar="NAME",
+                       help="model preset of common/model.py: default (fc spatial + pool temporal mixers), poolformer "
+                            "(pool + pool), mixste (attention + attention); None means 'default' for a new model")
     model.add_argument("-f", "--number-of-frames", default=None, type=_positive_int, metavar="N",
                        help=f"frames per clip (model input length; default {MODEL_FLAG_DEFAULTS['number_of_frames']})")
     model.add_argument("-cs", default=None, type=_positive_int, metavar="N",
                        help=f"channel size (embedding width; default {MODEL_FLAG_DEFAULTS['cs']})")
     model.add_argument("-dep", default=None, type=_positive_int, metavar="N",
                        help=f"depth: number of spatial+temporal block pairs (default {MODEL_FLAG_DEFAULTS['dep']})")
-    model.add_argument("--mlp-ratio", default=None, type=float, metavar="R", help="MLP hidden width / channel size")
-    model.add_argument("--spatial-mixer", default=None, choices=MIXERS_SPATIAL, help="spatial token mixer")
-    model.add_argument("--temporal-mixer", default=None, choices=MIXERS_TEMPORAL, help="temporal token mixer")
-    model.add_argument("--pool-size", default=None, type=_positive_int, metavar="N", help="pooling window of pool mixers")
+    model.add_argument("--mlp-ratio", default=None, type=float, metavar="R", help="MLP hidden width / channel size (default: the preset's)")
+    model.add_argument("--spatial-mixer", default=None, choices=MIXERS_SPATIAL, help="spatial token mixer (default: the preset's)")
+    model.add_argument("--temporal-mixer", default=None, choices=MIXERS_TEMPORAL, help="temporal token mixer (default: the preset's)")
+    model.add_argument("--pool-size", default=None, type=_positive_int, metavar="N",
+                       help="pooling window of pool mixers (default: the preset's)")
     model.add_argument("--temporal-pool-schedule", default=None, metavar="NAME",
-                       help="how the temporal pooling window widens with depth (see common/model.py)")
-    model.add_argument("--num-heads", default=None, type=_positive_int, metavar="N", help="heads of attention mixers")
-    model.add_argument("-drop", "--dropout", default=None, type=_probability, metavar="P", help="dropout probability")
-    model.add_argument("--drop-path", default=None, type=_probability, metavar="P", help="stochastic depth rate")
+                       help="fixed, growing or dilated temporal pooling windows (default: the preset's)")
+    model.add_argument("--num-heads", default=None, type=_positive_int, metavar="N", help="heads of attention mixers (default: the preset's)")
+    model.add_argument("-drop", "--dropout", default=None, type=_probability, metavar="P", help="dropout probability (default: the preset's)")
+    model.add_argument("--drop-path", default=None, type=_probability, metavar="P", help="stochastic depth rate (default: the preset's)")
 
     train = parser.add_argument_group("training")
     train.add_argument("-e", "--epochs", default=120, type=_positive_int, metavar="N", help="number of training epochs")
@@ -149,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-s", "--stride", default=None, type=_positive_int, metavar="N",
                        help="frames between the starts of consecutive training clips (default: -f, no overlap)")
     train.add_argument("-lr", "--learning-rate", default=4e-4, type=float, metavar="LR", help="initial learning rate")
-    train.add_argument("-lrd", "--lr-decay", default=0.99, type=float, metavar="F", help="learning rate decay per epoch")
+    train.add_argument("-lrd", "--lr-decay", default=0.99, type=float, metavar="F",
+                       help="learning rate decay per epoch")
     train.add_argument("--weight-decay", default=0.1, type=_non_negative_float, metavar="W", help="AdamW weight decay")
     train.add_argument("--warmup-epochs", default=0.0, type=_non_negative_float, metavar="E",
                        help="linear learning-rate warm-up length in epochs (0 = none)")
@@ -164,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-no-da", "--no-data-augmentation", dest="data_augmentation", action="store_false",
                        help="disable train-time horizontal flipping")
     train.add_argument("--amp", nargs="?", const="bf16", default=None, choices=AMP_MODES,
-                       help="mixed precision on CUDA (bf16, or fp16 with a gradient scaler); CPU runs stay in fp32")
+                       help="mixed precision on CUDA: --amp = bf16, --amp fp16 uses a gradient scaler (default: off, fp32; CPU runs always fp32)")
     train.add_argument("--seed", default=0, type=int, help="random seed (weights, clip order, flips)")
     train.add_argument("-gpu", "--gpu", default="0", metavar="LIST",
                        help="GPU ids, e.g. 0,1 (DataParallel over them); 'cpu' forces the CPU")
@@ -196,14 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     viz = parser.add_argument_group("visualization (--render)")
     viz.add_argument("--render", action="store_true", help="render a video of one sequence after evaluation")
-    viz.add_argument("--viz-subject", default=None, metavar="STR", help="subject to render")
-    viz.add_argument("--viz-action", default=None, metavar="STR", help="action to render")
+    viz.add_argument("--viz-subject", default=None, metavar="STR", help="subject (custom: video name) to render (default: none)")
+    viz.add_argument("--viz-action", default=None, metavar="STR", help="action to render (custom videos: custom) (default: none)")
     viz.add_argument("--viz-camera", default=0, type=_non_negative_int, metavar="N", help="camera to render")
-    viz.add_argument("--viz-video", default=None, metavar="PATH", help="input video shown behind the 2D keypoints")
-    viz.add_argument("--viz-skip", default=0, type=_non_negative_int, metavar="N", help="skip the video's first N frames")
-    viz.add_argument("--viz-output", default=None, metavar="PATH", help="output video (.mp4 or .gif)")
+    viz.add_argument("--viz-video", default=None, metavar="PATH", help="input video shown behind the 2D keypoints (default: none, black)")
+    viz.add_argument("--viz-skip", default=0, type=_non_negative_int, metavar="N",
+                     help="skip the video's first N frames")
+    viz.add_argument("--viz-output", default=None, metavar="PATH", help="output video (.mp4 or .gif) (default: none)")
     viz.add_argument("--viz-export", default=None, metavar="PATH",
-                     help="write the predicted 3D poses (T,17,3) camera space as .npy")
+                     help="write the predicted 3D poses (T,17,3), camera space, metres, as .npy (default: none)")
     viz.add_argument("--viz-bitrate", default=3000, type=_positive_int, metavar="N", help="bitrate of mp4 videos")
     viz.add_argument("--viz-no-ground-truth", action="store_true", help="do not show the ground-truth poses")
     viz.add_argument("--viz-limit", default=-1, type=int, metavar="N", help="render only the first N frames (-1: all)")
@@ -230,8 +239,9 @@ def validate_args(args: argparse.Namespace) -> argparse.Namespace:
         raise UserError("-ste/--subjects-test: expected at least one subject")
     if not args.evaluate and args.dataset != "custom" and not split_list(args.subjects_train):
         raise UserError("-str/--subjects-train: expected at least one subject to train on")
-    if args.dataset == "custom" and not args.evaluate:
-        raise UserError("-d custom: custom 2D keypoints have no ground truth; give --evaluate CHECKPOINT to lift them")
+    if args.dataset == "custom" and not (args.evaluate and args.render):
+        raise UserError("-d custom: custom 2D keypoints have no ground truth; lift them with --evaluate CHECKPOINT "
+                        "--render --viz-subject VIDEO --viz-action custom --viz-output/--viz-export FILE")
     if args.lr_decay <= 0 or args.lr_decay > 1:
         raise UserError(f"-lrd/--lr-decay: expected a factor in (0, 1], got {args.lr_decay}")
     if args.learning_rate <= 0:

@@ -37,7 +37,7 @@ MAX_LISTED_KEYS = 8
 
 def capture_random_state() -> dict:
     """The torch, numpy and Python global RNG states as weights_only-loadable objects."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 (the global state is what we save)
     return {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
@@ -61,7 +61,7 @@ def restore_random_state(state: dict) -> None:
         torch.set_rng_state(state["torch"])
     if "numpy" in state:
         name, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
     if "python" in state:
         random.setstate(_tupleify(state["python"]))
 

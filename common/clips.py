@@ -86,7 +86,9 @@ class TrainClips(Dataset):
             raise UserError(f"clip stride: expected a positive number of frames, got {stride}")
         for seq in sequences:
             if seq.poses_3d is None:
-                raise UserError(f"{seq.subject} / {seq.action} / camera {seq.camera_index}: no 3D ground truth to train on")
+                raise UserError(
+                    f"{seq.subject} / {seq.action} / camera {seq.camera_index}: no 3D ground truth to train on"
+                )
         self.num_frames = int(num_frames)
         self.stride = int(stride)
         self.flip = bool(flip)

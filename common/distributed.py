@@ -1,9 +1,9 @@
 """Devices and data parallelism: ``-gpu 0,1`` DataParallel (the seed's way) and torchrun DistributedDataParallel.
 
 - `parse_gpu_list("0,1") -> [0, 1]`.
-- `setup_devices(gpu_flag, log)`: under ``torchrun`` (environment ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``) initialises the
-  process group (nccl on CUDA, gloo on the CPU) and returns the rank's context; otherwise picks the first GPU of the list
-  (DataParallel over all of them) or, without CUDA, says once that it runs on the CPU.
+- `setup_devices(gpu_flag, log)`: under ``torchrun`` (environment ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``)
+  initialises the process group (nccl on CUDA, gloo on the CPU) and returns the rank's context; otherwise picks the
+  first GPU of the list (DataParallel over all of them) or, without CUDA, says once that it runs on the CPU.
 - `wrap_model(model, ctx)`: DDP, DataParallel, or the bare model. `common.checkpoint.unwrap_model` undoes it.
 - Only rank 0 logs, evaluates and writes checkpoints (`DeviceContext.is_main`); `barrier()` and `cleanup()` around it.
 """

@@ -60,8 +60,11 @@ class KeypointLayout:
 
     @property
     def symmetry(self) -> list[list[int]]:
-        """VideoPose3D ``keypoints_symmetry``: ``[left, right]``."""
-        return [list(self.left), list(self.right)]
+        """VideoPose3D ``keypoints_symmetry``: ``[sorted left joints, sorted right joints]``.
+
+        ``left``/``right`` themselves are paired (``left[i]`` mirrors ``right[i]``); VideoPose3D's lists are sets
+        (its MPII file lists RAnkle, RKnee, RHip in that order against LHip, LKnee, LAnkle)."""
+        return [sorted(self.left), sorted(self.right)]
 
     def conversion_matrix(self) -> np.ndarray:
         """``(17, num_joints)`` float64 matrix M with ``h36m = M @ keypoints``."""
@@ -111,8 +114,23 @@ COCO = _validate(
     KeypointLayout(
         name="coco",
         joint_names=(
-            "Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
-            "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle",
+            "Nose",
+            "LEye",
+            "REye",
+            "LEar",
+            "REar",
+            "LShoulder",
+            "RShoulder",
+            "LElbow",
+            "RElbow",
+            "LWrist",
+            "RWrist",
+            "LHip",
+            "RHip",
+            "LKnee",
+            "RKnee",
+            "LAnkle",
+            "RAnkle",
         ),  # fmt: skip
         left=(1, 3, 5, 7, 9, 11, 13, 15),
         right=(2, 4, 6, 8, 10, 12, 14, 16),
@@ -131,11 +149,25 @@ MPII = _validate(
     KeypointLayout(
         name="mpii",
         joint_names=(
-            "RAnkle", "RKnee", "RHip", "LHip", "LKnee", "LAnkle", "Pelvis", "Thorax", "UpperNeck", "HeadTop",
-            "RWrist", "RElbow", "RShoulder", "LShoulder", "LElbow", "LWrist",
+            "RAnkle",
+            "RKnee",
+            "RHip",
+            "LHip",
+            "LKnee",
+            "LAnkle",
+            "Pelvis",
+            "Thorax",
+            "UpperNeck",
+            "HeadTop",
+            "RWrist",
+            "RElbow",
+            "RShoulder",
+            "LShoulder",
+            "LElbow",
+            "LWrist",
         ),  # fmt: skip
         left=(3, 4, 5, 13, 14, 15),
-        right=(0, 1, 2, 10, 11, 12),
+        right=(2, 1, 0, 12, 11, 10),
         recipe={
             **_copy((0, 6), (1, 2), (2, 1), (3, 0), (4, 3), (5, 4), (6, 5), (8, 8)),
             **_copy((11, 13), (12, 14), (13, 15), (14, 12), (15, 11), (16, 10)),
@@ -150,8 +182,21 @@ HUMANEVA15 = _validate(
     KeypointLayout(
         name="humaneva15",
         joint_names=(
-            "Pelvis", "Thorax", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
-            "LHip", "LKnee", "LAnkle", "RHip", "RKnee", "RAnkle", "Head",
+            "Pelvis",
+            "Thorax",
+            "LShoulder",
+            "LElbow",
+            "LWrist",
+            "RShoulder",
+            "RElbow",
+            "RWrist",
+            "LHip",
+            "LKnee",
+            "LAnkle",
+            "RHip",
+            "RKnee",
+            "RAnkle",
+            "Head",
         ),  # fmt: skip
         left=(2, 3, 4, 8, 9, 10),
         right=(5, 6, 7, 11, 12, 13),
@@ -168,21 +213,49 @@ MPI_INF_3DHP = _validate(
     KeypointLayout(
         name="mpi_inf_3dhp",
         joint_names=(
-            "HeadTop", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
-            "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "Pelvis", "Spine", "Head",
+            "HeadTop",
+            "Neck",
+            "RShoulder",
+            "RElbow",
+            "RWrist",
+            "LShoulder",
+            "LElbow",
+            "LWrist",
+            "RHip",
+            "RKnee",
+            "RAnkle",
+            "LHip",
+            "LKnee",
+            "LAnkle",
+            "Pelvis",
+            "Spine",
+            "Head",
         ),  # fmt: skip
         left=(5, 6, 7, 11, 12, 13),
         right=(2, 3, 4, 8, 9, 10),
         recipe=_copy(
-            (0, 14), (1, 8), (2, 9), (3, 10), (4, 11), (5, 12), (6, 13), (7, 15), (8, 1), (9, 16), (10, 0),
-            (11, 5), (12, 6), (13, 7), (14, 2), (15, 3), (16, 4),
+            (0, 14),
+            (1, 8),
+            (2, 9),
+            (3, 10),
+            (4, 11),
+            (5, 12),
+            (6, 13),
+            (7, 15),
+            (8, 1),
+            (9, 16),
+            (10, 0),
+            (11, 5),
+            (12, 6),
+            (13, 7),
+            (14, 2),
+            (15, 3),
+            (16, 4),
         ),  # fmt: skip
     )
 )
 
-LAYOUTS: dict[str, KeypointLayout] = {
-    layout.name: layout for layout in (H36M, COCO, MPII, HUMANEVA15, MPI_INF_3DHP)
-}
+LAYOUTS: dict[str, KeypointLayout] = {layout.name: layout for layout in (H36M, COCO, MPII, HUMANEVA15, MPI_INF_3DHP)}
 """Registry of the supported layouts, by name (the ``layout_name`` of a 2D npz's metadata)."""
 
 
@@ -204,14 +277,15 @@ def detect_layout(metadata: Mapping, source: str = "metadata") -> KeypointLayout
         layout = get_layout(str(name), source)
         if num_joints is not None and int(num_joints) != layout.num_joints:
             raise UserError(
-                f"{source}: layout {layout.name!r} has {layout.num_joints} joints but metadata says num_joints={num_joints}"
+                f"{source}: layout {layout.name!r} has {layout.num_joints} joints "
+                f"but metadata says num_joints={num_joints}"
             )
         return layout
     symmetry = metadata.get("keypoints_symmetry")
     if num_joints is None or symmetry is None:
         raise UserError(f"{source}: metadata needs layout_name, or num_joints and keypoints_symmetry")
     try:
-        symmetry = [[int(j) for j in side] for side in symmetry]
+        symmetry = [sorted(int(j) for j in side) for side in symmetry]
     except (TypeError, ValueError):
         raise UserError(f"{source}: keypoints_symmetry must be two lists of joint indices") from None
     for layout in LAYOUTS.values():
@@ -242,7 +316,7 @@ def to_h36m17(keypoints: np.ndarray, layout: KeypointLayout | str, coordinate_di
     if layout is H36M:
         return keypoints.astype(dtype, copy=True)
     matrix = layout.conversion_matrix().astype(dtype)
-    coords = np.einsum("hj,...jc->...hc", matrix, keypoints[..., :coordinate_dims].astype(dtype))
+    coords = np.matmul(matrix, keypoints[..., :coordinate_dims].astype(dtype))
     if keypoints.shape[-1] == coordinate_dims:
         return coords
     extra = keypoints[..., coordinate_dims:].astype(dtype)

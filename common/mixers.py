@@ -118,7 +118,7 @@ class GraphMixer(nn.Module):
         self.register_buffer("mixing", mixing, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ij,bfjc->bfic", self.mixing, x)  # the same (J, J) mixing for every clip and frame
+        return torch.matmul(self.mixing, x)  # (J, J) @ (B, F, J, C): the same mixing for every clip and frame
 
 
 class FcMixer(nn.Module):
@@ -131,9 +131,11 @@ class FcMixer(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_tokens, num_tokens))
         trunc_normal_(self.weight, std=0.02)
+        self.register_buffer("identity", torch.eye(num_tokens), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ij,bfjc->bfic", self.weight, x) - x
+        # (W - I) x in one matrix product (J x J, folded before use), contiguous in the model layout
+        return torch.matmul(self.weight - self.identity, x)
 
 
 class AttentionMixer(nn.Module):

@@ -2,9 +2,11 @@
 
 - Output handling: the default output directory, the ``--output-dir``/``--overwrite`` flags, the refusal to overwrite
   existing outputs, and the one-line summary of every written file.
-- Human3.6M naming: canonical action names, the per-subject report of missing and
-  extra actions.
+- Human3.6M naming: canonical action names, the dropped corrupted take, the per-subject report of missing and extra
+  actions.
 - Keypoint metadata written into 2D npz files (VideoPose3D's ``metadata`` dict plus ``layout_name``).
+- `project_world_to_pixels`: world poses -> distorted pixel coordinates through one camera (2D ground truth).
+- `H5Source`: the ``.h5`` files of a directory, ``.zip`` or ``.tar.gz`` (3d-pose-baseline archive layout).
 - `read_detections`: one per-video 2D detector output (this project's ``inference/infer_video.py`` npz or the
   Detectron/Detectron2 npz written by VideoPose3D's ``infer_video_d2.py``) -> ``(T, J, 3)`` x, y, score.
 """

@@ -249,7 +249,7 @@ def _gait_angles(motion: Motion, phase: np.ndarray, amplitude: np.ndarray, arm_s
     for side, offset in (("right", 0.0), ("left", np.pi)):
         p = phase + offset
         swing = (0.5 + 0.5 * np.cos(p)) ** 3  # knee flexes while the leg swings forward
-        motion.leg(side, hip_flex=amplitude * np.sin(p) + 0.05, knee_flex=0.08 + 1.5 * amplitude * swing,
+        motion.leg(side, hip_flex=amplitude * (np.sin(p) + 0.3), knee_flex=0.08 + 2.2 * amplitude * swing,
                    abduction=0.04)  # fmt: skip
         other = "left" if side == "right" else "right"
         motion.arm(other, flex=arm_swing * 0.9 * amplitude * np.sin(p), abduction=0.12,
@@ -290,14 +290,14 @@ def _walk(motion: Motion, rng: np.random.Generator, body: SubjectBody, speed: fl
 
 def action_walking(motion: Motion, rng: np.random.Generator, body: SubjectBody) -> None:
     """Walking around the area with arm swing, turning continuously along an ellipse."""
-    _walk(motion, rng, body, speed=rng.uniform(1.0, 1.3), amplitude=rng.uniform(0.36, 0.44), arm_swing=1.0)
+    _walk(motion, rng, body, speed=rng.uniform(1.0, 1.3), amplitude=rng.uniform(0.3, 0.36), arm_swing=1.0)
     motion.trunk(NECK, flex=0.05 + smooth_noise(rng, motion.t, 0.05), twist=smooth_noise(rng, motion.t, 0.1))
     motion.add_idle(rng, 0.5)
 
 
 def action_walk_together(motion: Motion, rng: np.random.Generator, body: SubjectBody) -> None:
     """Slower walking beside a (virtual) partner: smaller strides and arm swing, head turned to the side."""
-    _walk(motion, rng, body, speed=rng.uniform(0.7, 0.9), amplitude=rng.uniform(0.28, 0.34), arm_swing=0.6)
+    _walk(motion, rng, body, speed=rng.uniform(0.7, 0.9), amplitude=rng.uniform(0.22, 0.27), arm_swing=0.6)
     side = rng.choice([-1.0, 1.0])
     glances = keyframes(motion.t, *_random_holds(rng, motion.t[-1], [0.0, 0.5 * side], 1.0, 3.0, 0.6))
     motion.trunk(NECK, flex=0.08, twist=glances + smooth_noise(rng, motion.t, 0.05))
@@ -356,7 +356,7 @@ def action_greeting(motion: Motion, rng: np.random.Generator, body: SubjectBody)
     side = str(rng.choice(["right", "left"]))
     raised = keyframes(t, *_random_holds(rng, duration, [0.0, 1.0], 1.0, 2.5, 0.6 / body.tempo))
     wave = np.sin(2 * np.pi * rng.uniform(1.6, 2.4) * body.tempo * t)
-    motion.arm(side, flex=0.15 + 0.35 * raised, abduction=0.12 + 1.2 * raised, twist=1.5 * raised,
+    motion.arm(side, flex=0.15 + 0.35 * raised, abduction=0.12 + 1.2 * raised, twist=-1.5 * raised,
                elbow=0.15 + raised * (1.6 + 0.35 * wave))  # fmt: skip
     other = "left" if side == "right" else "right"
     motion.arm(other, flex=0.1 + smooth_noise(rng, t, 0.1), abduction=0.12, elbow=0.2 + smooth_noise(rng, t, 0.1))
@@ -475,7 +475,7 @@ def action_posing(motion: Motion, rng: np.random.Generator, body: SubjectBody) -
         now = land + rng.uniform(1.0, 1.8) / body.tempo
     for side in ("right", "left"):
         motion.leg(side, hip_flex=0.03 + 0.9 * crouch, knee_flex=0.06 + 1.3 * crouch, abduction=0.06)
-        motion.arm(side, flex=0.1 + 2.2 * arms_up - 0.6 * arms_back, abduction=0.15 + 0.4 * arms_up, elbow=0.2)
+        motion.arm(side, flex=0.1 + 2.0 * arms_up - 0.6 * arms_back, abduction=0.15 + 0.8 * arms_up, elbow=0.2)
     motion.root(lean=0.05 + 0.45 * crouch)
     motion.trunk(NECK, flex=0.05 - 0.15 * arms_up)
     motion.yaw = rng.uniform(-np.pi, np.pi) + smooth_noise(rng, t, 0.1, 0.1)
@@ -487,11 +487,10 @@ def action_waiting(motion: Motion, rng: np.random.Generator, body: SubjectBody) 
     t, duration = motion.t, motion.t[-1]
     folded = keyframes(t, *_random_holds(rng, duration, [0.0, 1.0], 1.5, 4.0, 1.0))
     for side in ("right", "left"):
-        motion.arm(side, flex=0.1 + 0.5 * folded, abduction=0.15 + 0.15 * folded, twist=0.6 * folded,
-                   elbow=0.15 + 1.6 * folded)  # fmt: skip
+        motion.arm(side, flex=0.1 + 0.45 * folded, abduction=0.15 + 0.1 * folded, elbow=0.15 + 1.75 * folded)
     motion.trunk(NECK, flex=smooth_noise(rng, t, 0.1), twist=smooth_noise(rng, t, 0.45, 0.2))
     motion.yaw = rng.uniform(-np.pi, np.pi) + smooth_noise(rng, t, 0.5, 0.08)
-    _weight_shift(motion, rng, 2.0)
+    _weight_shift(motion, rng, 1.2)
     motion.ground_xy = CAPTURE_CENTER + rng.uniform(-0.3, 0.3, 2)
     motion.add_idle(rng)
 
@@ -548,3 +547,58 @@ def bone_lengths(positions: np.ndarray) -> np.ndarray:
     """(T, 16) length of every bone (child order 1..16) of 17-joint positions (T, 17, 3)."""
     children = np.arange(1, NUM_JOINTS)
     return np.linalg.norm(positions[:, children] - positions[:, [PARENTS[j] for j in children]], axis=-1)
+
+
+# --- the dataset ----------------------------------------------------------------------------------------------------
+
+TAKES_PER_ACTION = 2
+"""Like Human3.6M: every action group has two takes, named ``<Group>`` and ``<Group> 1``."""
+
+
+def take_name(group: str, take: int) -> str:
+    """Human3.6M-style take name: take 0 -> ``Walking``, take 1 -> ``Walking 1``."""
+    return group if take == 0 else f"{group} {take}"
+
+
+def subject_number(subject: str) -> int:
+    """``S11`` -> 11 (subjects must be named ``S<number>``)."""
+    if not (subject.startswith("S") and subject[1:].isdigit()):
+        raise ValueError(f"synthetic subject {subject!r}: expected a name like S1")
+    return int(subject[1:])
+
+
+def generate_dataset(
+    subjects: list[str], actions: list[str], num_frames: int, seed: int, progress=None
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{subject: {take name: (T, 17, 3) float32 world metres}}`` for every subject, action group and take.
+
+    Each subject's body and each take's motion have their own random stream derived from ``(seed, subject number,
+    action group, take)``, so a take does not change when other subjects or actions are added or removed.
+    ``progress`` optionally wraps the iterable of (subject, action, take) jobs (e.g. ``tqdm``).
+    """
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        raise KeyError(f"unknown synthetic action(s) {', '.join(unknown)}; expected some of {', '.join(ACTIONS)}")
+    action_ids = {name: index for index, name in enumerate(ACTIONS)}
+    bodies = {s: make_subject(s, np.random.default_rng([seed, 0, subject_number(s)])) for s in subjects}
+    jobs = [(s, a, k) for s in subjects for a in actions for k in range(TAKES_PER_ACTION)]
+    positions: dict[str, dict[str, np.ndarray]] = {s: {} for s in subjects}
+    for subject, action, take in progress(jobs) if progress else jobs:
+        rng = np.random.default_rng([seed, 1, subject_number(subject), action_ids[action], take])
+        positions[subject][take_name(action, take)] = generate_take(bodies[subject], action, num_frames, rng)
+    return positions
+
+
+def add_detection_noise(
+    keypoints: np.ndarray, rng: np.random.Generator, noise_px: float, outlier_fraction: float
+) -> np.ndarray:
+    """Simulated detector errors on pixel keypoints (..., 2): Gaussian jitter of ``noise_px`` pixels (per coordinate)
+    plus, on a random ``outlier_fraction`` of the joints, a displacement of 6-15 times ``noise_px`` in a random
+    direction (missed or swapped joints)."""
+    noisy = keypoints + rng.normal(0.0, noise_px, keypoints.shape)
+    outliers = rng.random(keypoints.shape[:-1]) < outlier_fraction
+    count = int(outliers.sum())
+    angle = rng.uniform(0, 2 * np.pi, count)
+    radius = rng.uniform(6.0, 15.0, count) * noise_px
+    noisy[outliers] += np.stack([np.cos(angle), np.sin(angle)], -1) * radius[:, None]
+    return noisy.astype(np.float32)

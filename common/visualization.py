@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 from PIL import Image
 from tqdm import tqdm
@@ -88,7 +89,10 @@ class SkeletonFigure:
         self.resolution = (int(resolution[0]), int(resolution[1]))
         num_panels = 1 + len(pose_names)
         self.figure = Figure(figsize=(viz_size * num_panels, viz_size), dpi=DPI)
-        self.figure.patch.set_alpha(0.0)  # the background (input frame, white) is composited under it in `draw`
+        # The input panel is transparent: the input frame is composited under it in `draw`; the 3D panels are opaque.
+        self.figure.patch.set_alpha(0.0)
+        self.figure.add_artist(Rectangle((1.0 / num_panels, 0.0), 1.0, 1.0, transform=self.figure.transFigure,
+                                         facecolor="white", edgecolor="none", zorder=-10))
         self.canvas = FigureCanvasAgg(self.figure)
         self._bones_3d = skeleton.bones()
         self._bones_2d = list(bones_2d) if bones_2d is not None else self._bones_3d
@@ -126,8 +130,8 @@ class SkeletonFigure:
         self._image_box = (int(round(height - y1)), int(round(height - y0)), int(round(x0)), int(round(x1)))
         self._background = np.full((height, self.size[0], 3), 255, np.uint8)
         top, bottom, left_px, right_px = self._image_box
-        panel_right = int(round(self.size[0] / num_panels))
-        self._background[:, :panel_right] = 0
+        self._panel_px = int(round(self.size[0] / num_panels))
+        self._background[:, : self._panel_px] = 0
         self._image_size = (right_px - left_px, bottom - top)
 
     def _build_pose_panels(self, pose_names: Sequence[str], num_panels: int, azimuth: float) -> None:
@@ -142,17 +146,18 @@ class SkeletonFigure:
             ax.set_xlim3d(-RADIUS / 2, RADIUS / 2)
             ax.set_ylim3d(-RADIUS / 2, RADIUS / 2)
             ax.set_zlim3d(0, RADIUS)
-            ax.set_box_aspect((1, 1, 1))
+            ax.set_box_aspect((1, 1, 1), zoom=1.15)
+            ax.computed_zorder = False  # the ground stays under the skeleton
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_zticks([])
             ax.patch.set_facecolor("white")
             ax.text2D(0.03, 0.97, name, transform=ax.transAxes, va="top", fontsize=12)
             ground = Poly3DCollection([self._ground_square(0.0, 0.0)], facecolor="#b0b0b0", alpha=0.35,
-                                      edgecolor="none")
+                                      edgecolor="none", zorder=1)
             ax.add_collection3d(ground)
             self._grounds.append(ground)
-            lines = Line3DCollection(np.zeros((len(self._bones_3d), 2, 3)), colors=colors, linewidths=3)
+            lines = Line3DCollection(np.zeros((len(self._bones_3d), 2, 3)), colors=colors, linewidths=3, zorder=2)
             ax.add_collection3d(lines)
             self._lines_3d.append(lines)
             self.axes_3d.append(ax)
@@ -185,9 +190,16 @@ class SkeletonFigure:
             lines.set_segments(pose[bones_3d])
         self.canvas.draw()
         rgba = np.asarray(self.canvas.buffer_rgba())
-        alpha = rgba[..., 3:4].astype(np.uint16)
-        blended = (rgba[..., :3].astype(np.uint16) * alpha + self._background.astype(np.uint16) * (255 - alpha)) // 255
-        return blended.astype(np.uint8)
+        split = self._panel_px
+        frame = np.empty_like(self._background)
+        frame[:, split:] = rgba[:, split:, :3]  # the 3D panels are opaque
+        # input panel: the few drawn pixels (skeleton, title) are alpha-blended over the frame (straight alpha)
+        panel = frame[:, :split]
+        panel[:] = self._background[:, :split]
+        drawn = rgba[:, :split, 3] > 0
+        alpha = rgba[:, :split][drawn][:, 3:4].astype(np.uint16)
+        panel[drawn] = (rgba[:, :split][drawn][:, :3] * alpha + panel[drawn] * (255 - alpha)) // 255
+        return frame
 
     def _set_image(self, image: np.ndarray) -> None:
         """Place the input frame (resized to the panel's image area when its size differs) in the background."""

@@ -98,24 +98,25 @@ class MediaPipeDetector:
             "min_tracking_confidence": min_tracking_confidence,
         }
         self._pose = None
-
-    def reset(self) -> None:
-        if self._pose is not None:
-            self._pose.close()
-        with _native_stderr_silenced():  # TFLite/absl start-up notices
-            self._pose = self._solution.Pose(**self._options)
         self._warm = False
 
+    def reset(self) -> None:
+        """Start a new video: MediaPipe's tracking state is dropped (the graph is rebuilt at the next frame)."""
+        self.close()
+
     def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
-        if self._pose is None:
-            self.reset()
         height, width = frame_rgb.shape[:2]
-        if self._warm:
-            result = self._pose.process(np.ascontiguousarray(frame_rgb))
+        frame = np.ascontiguousarray(frame_rgb)
+        if self._pose is not None and self._warm:
+            result = self._pose.process(frame)
         else:
-            with _native_stderr_silenced():  # the graph logs its set-up on the first frame
-                result = self._pose.process(np.ascontiguousarray(frame_rgb))
-            self._warm = True
+            # The graph logs its set-up (from its own threads) until it has first found a person: keep it quiet.
+            with _native_stderr_silenced():
+                if self._pose is None:
+                    self._pose = self._solution.Pose(**self._options)
+                    self._warm = False
+                result = self._pose.process(frame)
+            self._warm = result.pose_landmarks is not None
         if result.pose_landmarks is None:
             return []
         landmarks = np.array([(lm.x * width, lm.y * height, lm.visibility) for lm in result.pose_landmarks.landmark])

@@ -123,7 +123,9 @@ def test_sequence_drop_path_drops_whole_frames_or_joint_tracks():
     [("fixed", [(3, 1)] * 3, 3), ("growing", [(3, 1), (5, 1), (9, 1)], 7), ("dilated", [(3, 1), (3, 2), (3, 4)], 7)],
 )
 def test_temporal_reach_matches_a_perturbation_through_the_untrained_model(schedule, windows, reach):
-    config = apply_preset("default", {"num_frames": 31, "embed_dim": 16, "depth": 3, "temporal_pool_schedule": schedule})
+    config = apply_preset(
+        "default", {"num_frames": 31, "embed_dim": 16, "depth": 3, "temporal_pool_schedule": schedule}
+    )
     assert temporal_pool_windows(config) == windows
     assert temporal_reach(config) == reach
     torch.manual_seed(0)
@@ -140,9 +142,8 @@ def test_reach_of_pooling_over_eight_layers_and_of_attention():
     assert temporal_reach(apply_preset("poolformer")) == 8  # 17 of 243 frames
     assert temporal_reach(apply_preset("default", {"temporal_pool_schedule": "growing"})) == 242
     assert temporal_reach(apply_preset("mixste")) == 242
-    assert temporal_pool_windows(apply_preset("default", {"temporal_pool_schedule": "growing", "pool_size": 5}))[:3] == [
-        (5, 1), (9, 1), (17, 1)
-    ]
+    growing_5 = apply_preset("default", {"temporal_pool_schedule": "growing", "pool_size": 5})
+    assert temporal_pool_windows(growing_5)[:3] == [(5, 1), (9, 1), (17, 1)]
 
 
 # --- mixers ----------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ whose skeleton lacks some of those joints synthesize them and list the real ones
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 
 from common.camera import image_coordinates, intrinsic_from_pixels, project_to_2d, world_to_camera
 from common.errors import UserError
+from common.io_utils import load_npz
 from common.keypoint_layouts import H36M, KeypointLayout
 from common.skeleton import Skeleton, h36m_17
 
@@ -31,9 +33,9 @@ CAMERA_KEYS = (
 class CameraParams:
     """One camera: resolution, normalized intrinsics and (optional) extrinsics.
 
-    ``intrinsic`` is ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` in normalized units; ``orientation`` is the camera-to-world
-    quaternion (w, x, y, z) and ``translation`` the camera position in metres (None when unknown, e.g. MPI-INF-3DHP
-    whose ground truth is already in camera space).
+    ``intrinsic`` is ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` in normalized units; ``orientation`` is the
+    camera-to-world quaternion (w, x, y, z) and ``translation`` the camera position in metres (None when unknown,
+    e.g. MPI-INF-3DHP whose ground truth is already in camera space).
     """
 
     id: str
@@ -57,8 +59,12 @@ def camera_from_dict(camera: Mapping, source: str) -> CameraParams:
         parts = {
             key: np.asarray(camera[key], dtype=np.float64).reshape(size)
             for key, size in (
-                ("focal_length", 2), ("center", 2), ("radial_distortion", 3), ("tangential_distortion", 2),
-                ("orientation", 4), ("translation", 3),
+                ("focal_length", 2),
+                ("center", 2),
+                ("radial_distortion", 3),
+                ("tangential_distortion", 2),
+                ("orientation", 4),
+                ("translation", 3),
             )  # fmt: skip
         }
     except (TypeError, ValueError):
@@ -80,6 +86,14 @@ def camera_from_dict(camera: Mapping, source: str) -> CameraParams:
         orientation=parts["orientation"].astype(np.float32),
         translation=parts["translation"].astype(np.float32),
     )
+
+
+def read_npz(path: Path, required_keys: tuple[str, ...], what: str) -> dict:
+    """`common.io_utils.load_npz` that also turns a non-npz file numpy tries to unpickle into a `UserError`."""
+    try:
+        return load_npz(path, required_keys, what=what)
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: not a readable {what} (not an npz archive)") from None
 
 
 def check_finite(array: np.ndarray, source: str) -> None:
@@ -167,7 +181,9 @@ class MocapDataset:
     # --- errors ------------------------------------------------------------------------------------------------------
     def _require_subject(self, subject: str) -> None:
         if subject not in self.subjects():
-            raise UserError(f"{self.path}: subject {subject!r} not in the {self.name} data (has {', '.join(self.subjects())})")
+            raise UserError(
+                f"{self.path}: subject {subject!r} not in the {self.name} data (has {', '.join(self.subjects())})"
+            )
 
     def _require_action(self, subject: str, action: str) -> None:
         self._require_subject(subject)
@@ -229,12 +245,14 @@ def unpack_dict(value: np.ndarray, path: Path, key: str) -> dict:
     except ValueError:
         obj = None
     if not isinstance(obj, dict):
-        raise UserError(f"{path}: {key!r} must be a pickled dict (VideoPose3D layout), got an array of shape {value.shape}")
+        raise UserError(
+            f"{path}: {key!r} must be a pickled dict (VideoPose3D layout), got an array of shape {value.shape}"
+        )
     return obj
 
 
-def read_positions_3d(path: Path, data: dict, joint_counts: tuple[int, ...]) -> dict[str, dict[str, np.ndarray]]:
-    """Validate ``positions_3d[subject][action] -> (T, J, 3)`` (J in `joint_counts`, finite) and return float32 arrays."""
+def read_positions_3d(path: Path, data: dict, joint_counts: tuple[int, ...]) -> dict[str, dict]:
+    """Validate ``positions_3d[subject][action] -> (T, J, 3)`` (J in `joint_counts`, finite); float32 arrays."""
     positions = unpack_dict(data["positions_3d"], path, "positions_3d")
     out: dict[str, dict[str, np.ndarray]] = {}
     for subject, actions in positions.items():

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from common.camera import intrinsic_from_pixels
-from common.datasets.base import CameraParams, MocapDataset, unpack_dict
+from common.datasets.base import CameraParams, MocapDataset, read_npz, unpack_dict
 from common.errors import UserError
 from common.h36m_cameras import h36m_cameras
-from common.io_utils import load_npz
 
 CUSTOM_ACTION = "custom"
 
@@ -43,7 +40,7 @@ class CustomDataset(MocapDataset):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = load_npz(self.path, ["positions_2d", "metadata"], what="custom 2D keypoint file")
+        data = read_npz(self.path, ("positions_2d", "metadata"), what="custom 2D keypoint file")
         metadata = unpack_dict(data["metadata"], self.path, "metadata")
         positions = unpack_dict(data["positions_2d"], self.path, "positions_2d")
         video_metadata = metadata.get("video_metadata")
@@ -59,7 +56,9 @@ class CustomDataset(MocapDataset):
             except (TypeError, ValueError):
                 raise UserError(f"{self.path}: video_metadata[{video!r}] w/h must be integers") from None
             if width <= 0 or height <= 0:
-                raise UserError(f"{self.path}: video_metadata[{video!r}] has a non-positive resolution {width}x{height}")
+                raise UserError(
+                    f"{self.path}: video_metadata[{video!r}] has a non-positive resolution {width}x{height}"
+                )
             self._cameras[str(video)] = [nominal_camera(str(video), width, height)]
             fps = info.get("fps")
             self.video_fps[str(video)] = float(fps) if fps is not None else None

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.datasets.base import CameraParams, MocapDataset, read_positions_3d
+from common.datasets.base import CameraParams, MocapDataset, read_npz, read_positions_3d
 from common.errors import UserError
 from common.h36m_cameras import H36M_SUBJECTS, h36m_cameras
-from common.io_utils import load_npz
 from common.skeleton import H36M_17_KEPT
 
 
@@ -38,11 +37,13 @@ class Human36mDataset(MocapDataset):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = load_npz(self.path, ["positions_3d"], what="Human3.6M 3D file")
+        data = read_npz(self.path, ("positions_3d",), what="Human3.6M 3D file")
         positions = read_positions_3d(self.path, data, (32, 17))
         for subject, actions in positions.items():
             if subject not in H36M_SUBJECTS:
-                raise UserError(f"{self.path}: unknown Human3.6M subject {subject!r} (expected {', '.join(H36M_SUBJECTS)})")
+                raise UserError(
+                    f"{self.path}: unknown Human3.6M subject {subject!r} (expected {', '.join(H36M_SUBJECTS)})"
+                )
             self._cameras[subject] = h36m_camera_params(subject)
             self._positions[subject] = {
                 action: array[:, list(H36M_17_KEPT)] if array.shape[1] == 32 else array

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from common.camera import intrinsic_from_pixels
-from common.datasets.base import CameraParams, MocapDataset, read_positions_3d
+from common.datasets.base import CameraParams, MocapDataset, read_npz, read_positions_3d
 from common.errors import UserError
-from common.io_utils import load_npz
 from common.keypoint_layouts import HUMANEVA15, to_h36m17
 
 HUMANEVA_RESOLUTION = (640, 480)
@@ -82,7 +81,7 @@ class HumanEvaDataset(MocapDataset):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = load_npz(self.path, ["positions_3d"], what="HumanEva 3D file")
+        data = read_npz(self.path, ("positions_3d",), what="HumanEva 3D file")
         positions = read_positions_3d(self.path, data, (15,))
         for subject, actions in positions.items():
             self._cameras[subject] = humaneva_cameras(subject, str(self.path))

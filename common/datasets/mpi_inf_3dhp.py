@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from common.camera import intrinsic_from_pixels
-from common.datasets.base import CameraParams, MocapDataset, check_finite
+from common.datasets.base import CameraParams, MocapDataset, check_finite, read_npz
 from common.errors import UserError
-from common.io_utils import load_npz
 from common.keypoint_layouts import MPI_INF_3DHP, to_h36m17
 
 TRAIN_NAME = re.compile(r"^(S\d+)_(Seq\d+)_Cam(\d+)_(\d+)\.\w+$")
@@ -100,7 +99,7 @@ class MpiInf3dhpDataset(MocapDataset):
             files = [self.path]
         streams: dict[tuple[str, str, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
         for file in files:
-            data = load_npz(file, ANNOTATION_KEYS, what="MPI-INF-3DHP annotation file")
+            data = read_npz(file, ANNOTATION_KEYS, what="MPI-INF-3DHP annotation file")
             names, part, points = data["imgname"], np.asarray(data["part"]), np.asarray(data["S"])
             count = len(names)
             if part.shape != (count, 17, 3) or points.shape != (count, 17, 4):
@@ -145,7 +144,9 @@ class MpiInf3dhpDataset(MocapDataset):
         if action is None:
             actions = self.actions(subject)
             if len(actions) != 1:
-                raise UserError(f"{self.path}: subject {subject} has several sequences; name one ({', '.join(actions)})")
+                raise UserError(
+                    f"{self.path}: subject {subject} has several sequences; name one ({', '.join(actions)})"
+                )
             action = actions[0]
         self._require_action(subject, action)
         return self._seq_cameras[(subject, action)]
@@ -161,7 +162,8 @@ class MpiInf3dhpDataset(MocapDataset):
 
     def frame_numbers(self, subject: str, action: str, camera_index: int) -> np.ndarray:
         """Original frame numbers (from imgname) of a stream, in order."""
-        camera = int(self._seq_cameras[(subject, action)][camera_index].id.rsplit("Cam", 1)[-1]) if action != TEST_ACTION else 0
+        camera_id = self.cameras(subject, action)[camera_index].id
+        camera = int(camera_id.rsplit("Cam", 1)[-1]) if action != TEST_ACTION else 0
         return self._frames[(subject, action, camera)]
 
     def ground_truth_2d(self):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.datasets.base import MocapDataset, camera_from_dict, read_positions_3d, unpack_dict
+from common.datasets.base import MocapDataset, camera_from_dict, read_npz, read_positions_3d, unpack_dict
 from common.errors import UserError
-from common.io_utils import load_npz
 
 
 class SyntheticDataset(MocapDataset):
@@ -23,7 +22,7 @@ class SyntheticDataset(MocapDataset):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = load_npz(self.path, ["positions_3d", "cameras"], what="synthetic 3D file")
+        data = read_npz(self.path, ("positions_3d", "cameras"), what="synthetic 3D file")
         self._positions = read_positions_3d(self.path, data, (17,))
         cameras = unpack_dict(data["cameras"], self.path, "cameras")
         for subject in self._positions:
