@@ -23,6 +23,7 @@ from common.errors import UserError, run_cli  # noqa: E402
 from common.run_logging import RunLogger, command_line, export_training_curves  # noqa: E402
 
 PROJECTED_GT = "gt_projected"
+SYNTHETIC_KEYPOINTS = ("gt", "noisy")
 DATA_HINTS = {
     "h36m": "create it with data/prepare_data_h36m.py (see README), or point --data-dir to ../shared/data/h36m",
     "humaneva15": "create it with data/prepare_data_humaneva.py (see README), or --data-dir ../shared/data/humaneva",
@@ -68,17 +69,20 @@ def data_files(args) -> tuple[Path, Path | None]:
 
 
 def ensure_synthetic_data(path_3d: Path, path_2d: Path | None, keypoints: str, log) -> None:
-    """Generate the synthetic dataset into the default location when it is absent."""
+    """Generate the synthetic dataset (data/prepare_data_synthetic.py, in-process) when its files are absent."""
+    generated_2d = path_2d is None or keypoints in SYNTHETIC_KEYPOINTS
     if path_3d.is_file() and (path_2d is None or path_2d.is_file()):
         return
+    if path_3d.is_file() and not generated_2d:
+        raise UserError(f"{path_2d}: 2D keypoints file not found; the synthetic dataset has -k "
+                        f"{' or -k '.join(SYNTHETIC_KEYPOINTS)} (or -k {PROJECTED_GT})")
     from data import prepare_data_synthetic
 
     missing = path_3d if not path_3d.is_file() else path_2d
-    log(f"{missing}: not found; generating the synthetic dataset into {path_3d.parent} (data/prepare_data_synthetic.py)")
+    log(f"{missing}: not found; generating the synthetic dataset into {path_3d.parent} "
+        "(data/prepare_data_synthetic.py)")
     path_3d.parent.mkdir(parents=True, exist_ok=True)
     prepare_data_synthetic.main(["--output-dir", str(path_3d.parent), "--overwrite"])
-    if path_2d is not None and not path_2d.is_file():
-        raise UserError(f"{path_2d}: synthetic 2D keypoints '{keypoints}' do not exist (use -k gt or -k noisy)")
 
 
 def load_run_data(args, log) -> RunData:

@@ -5,8 +5,8 @@ every preset (``default`` fc+pool, ``poolformer`` pool+pool, ``mixste`` attentio
 
 - inference throughput (frames/s = batch * F / time of one forward pass, ``torch.inference_mode``);
 - training-step throughput (forward + backward + AdamW step on an MPJPE loss);
-- peak resident memory of a fresh child process running only that measurement, and its rise above the process
-  baseline (model and optimiser included);
+- peak resident memory (eager) of a fresh process running only that preset and mode, and its rise above the
+  process baseline after ``import torch`` (model, activations and optimiser state included);
 - achieved GFLOP/s of the best call (analytic MACs of `common.model_cost`, x2; a training step counts 3x the
   forward FLOPs) and its fraction of a matmul ceiling measured here (best fp32 GFLOP/s of a large square matmul
   and of the model's own MLP matmul shape, same thread count, measured before and after the models, best of all;
@@ -14,10 +14,12 @@ every preset (``default`` fc+pool, ``poolformer`` pool+pool, ``mixste`` attentio
 - the speed ratio of every preset to ``mixste`` (from the best-of times, which are the least disturbed by other load
   on the machine; the ratio of medians is printed too).
 
-Each (config, preset, mode) runs in its own spawned process so peak memory is not polluted by earlier runs.
-The numbers are wall-clock and sensitive to other load on the machine: run it more than once.
+Timing runs in one spawned process per (config, mode) that builds every preset and times them INTERLEAVED
+(A, B, C, A, B, C, ...), so load from other processes hits all presets alike and the ratios stay meaningful on a
+busy machine; peak memory is measured separately in one fresh process per (config, preset, mode), eager, two calls.
+The numbers are wall-clock: run the script more than once.
 
-Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets default,poolformer,mixste]
+Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixste,default,poolformer]
        [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train]
 """
 
@@ -39,7 +41,7 @@ import torch  # noqa: E402
 
 from common.errors import UserError, run_cli  # noqa: E402
 from common.model import PRESETS, apply_preset, build_model  # noqa: E402
-from common.model_cost import count_macs, count_parameters  # noqa: E402
+from common.model_cost import count_macs  # noqa: E402
 
 CEILING_REPEATS = 10
 CONFIGS = {
@@ -68,55 +70,81 @@ def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _measure(job: dict, queue) -> None:
-    """Child process: time one (config, preset, mode) and report seconds per call and memory."""
+def _make_step(config, mode: str, batch: int, compile_model: bool):
+    """A model of ``config`` and a no-argument callable running one inference call or one training step."""
+    model = build_model(config)
+    inputs = torch.randn(batch, config.num_frames, config.num_joints, config.in_chans)
+    targets = torch.randn(batch, config.num_frames, config.num_joints, config.out_chans)
+    forward = torch.compile(model) if compile_model else model
+    if mode == "inference":
+        model.eval()
+
+        def step() -> None:
+            with torch.inference_mode():
+                forward(inputs)
+    else:
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.linalg.norm(forward(inputs) - targets, dim=-1).mean()
+            loss.backward()
+            optimizer.step()
+
+    return model, step
+
+
+def _time_presets(job: dict, queue) -> None:
+    """Child process: time every preset of one (config, mode), INTERLEAVED (preset A, B, C, A, B, C, ...) so that
+    load from other processes on the machine hits all presets alike."""
     try:
         torch.set_num_threads(job["threads"])
         torch.manual_seed(0)
-        baseline = _max_rss_mib()
-        config = apply_preset(job["preset"], job["overrides"])
-        model = build_model(config)
-        inputs = torch.randn(job["batch"], config.num_frames, config.num_joints, config.in_chans)
-        targets = torch.randn(job["batch"], config.num_frames, config.num_joints, config.out_chans)
-        forward = torch.compile(model) if job["compile"] else model
-        if job["mode"] == "inference":
-            model.eval()
-
-            def step() -> None:
-                with torch.inference_mode():
-                    forward(inputs)
-        else:
-            model.train()
-            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
-
-            def step() -> None:
-                optimizer.zero_grad(set_to_none=True)
-                loss = torch.linalg.norm(forward(inputs) - targets, dim=-1).mean()
-                loss.backward()
-                optimizer.step()
-
-        for _ in range(job["warmup"]):
-            step()
-        times = []
+        steps = {}
+        for preset in job["presets"]:
+            config = apply_preset(preset, job["overrides"])
+            _, steps[preset] = _make_step(config, job["mode"], job["batch"], job["compile"])
+            for _ in range(job["warmup"]):
+                steps[preset]()
+        times = {preset: [] for preset in job["presets"]}
         for _ in range(job["repeats"]):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        peak = _max_rss_mib()
-        queue.put({"times": times, "peak_mib": peak, "rise_mib": peak - baseline, "params": count_parameters(model)})
-    except Exception as error:  # report to the parent, which prints it
+            for preset, step in steps.items():
+                start = time.perf_counter()
+                step()
+                times[preset].append(time.perf_counter() - start)
+        queue.put({"times": times})
+    except Exception as error:  # report to the parent, which raises it
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
 
-def run_job(job: dict) -> dict:
+def _peak_memory(job: dict, queue) -> None:
+    """Child process: peak resident memory of two eager calls of one preset, and its rise above the baseline."""
+    try:
+        torch.set_num_threads(job["threads"])
+        baseline = _max_rss_mib()
+        config = apply_preset(job["preset"], job["overrides"])
+        _, step = _make_step(config, job["mode"], job["batch"], compile_model=False)
+        step()
+        step()
+        peak = _max_rss_mib()
+        queue.put({"peak_mib": peak, "rise_mib": peak - baseline})
+    except Exception as error:
+        queue.put({"error": f"{type(error).__name__}: {error}"})
+
+
+def run_child(target, job: dict) -> dict:
+    """Run ``target(job, queue)`` in a fresh spawned process and return what it reported."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_measure, args=(job, queue))
+    process = context.Process(target=target, args=(job, queue))
     process.start()
-    result = queue.get()
-    process.join()
+    try:
+        result = queue.get()
+    finally:
+        process.join()
     if "error" in result:
-        raise RuntimeError(f"{job['config']}/{job['preset']}/{job['mode']}: {result['error']}")
+        raise RuntimeError(f"{job}: {result['error']}")
     return result
 
 
@@ -154,55 +182,47 @@ def main() -> None:
     ceiling_shapes = [(2048, 2048, 2048), *mlp_shapes]
     ceilings = matmul_ceiling(args.threads, CEILING_REPEATS, ceiling_shapes)
     print("matmul ceiling before (fp32 GFLOP/s): " + ", ".join(f"{k}: {v:.1f}" for k, v in ceilings.items()))
-    header = f"{'config':6} {'preset':10} {'mode':9} {'frames/s':>10} {'best f/s':>10} {'ms/call':>9} " \
-             f"{'GFLOP/s':>8} {'%ceil':>6} {'peakMiB':>8} {'+MiB':>7} {'x mixste':>8}"
-    print(header)
+    header = (f"{'config':6} {'preset':10} {'mode':9} {'frames/s':>9} {'best f/s':>9} {'best ms':>9} "
+              f"{'GFLOP/s':>8} {'%ceil':>6} {'peakMiB':>8} {'+MiB':>7} {'x mixste':>8}")
     summaries = []
     for config_name in configs:
+        overrides = dict(CONFIGS[config_name])
         results = {}
-        for preset in presets:
-            overrides = dict(CONFIGS[config_name])
-            config = apply_preset(preset, overrides)
-            flops = 2 * count_macs(config)["per_clip"] * args.batch
-            for mode in modes:
-                job = {"config": config_name, "preset": preset, "mode": mode, "overrides": overrides,
-                       "threads": args.threads, "batch": args.batch, "compile": args.compile,
-                       "repeats": args.repeats, "warmup": args.warmup}
-                result = run_job(job)
-                median = statistics.median(result["times"])
+        for mode in modes:
+            job = {"overrides": overrides, "presets": presets, "mode": mode, "threads": args.threads,
+                   "batch": args.batch, "compile": args.compile, "repeats": args.repeats, "warmup": args.warmup}
+            times = run_child(_time_presets, job)["times"]
+            for preset in presets:
+                config = apply_preset(preset, overrides)
+                memory = run_child(_peak_memory, {**job, "preset": preset})
+                work = 2 * count_macs(config)["per_clip"] * args.batch * (3 if mode == "train" else 1)
                 frames = args.batch * config.num_frames
-                work = flops * (3 if mode == "train" else 1)
-                best = min(result["times"])
-                results[(preset, mode)] = (median, best, work)
-                ratio = ""
-                if ("mixste", mode) in results and preset != "mixste":
-                    ratio = f"{results[('mixste', mode)][1] / best:.2f}"
-                gflops = work / best / 1e9  # best-of, like the matmul ceiling
-                percent = 100 * gflops / max(ceilings.values())
-                print(f"{config_name:6} {preset:10} {mode:9} {frames / median:10.1f} "
-                      f"{frames / min(result['times']):10.1f} {median * 1e3:9.1f} {gflops:8.1f} "
-                      f"{percent:6.1f} {result['peak_mib']:8.0f} {result['rise_mib']:7.0f} {ratio:>8}",
-                      flush=True)
+                median, best = statistics.median(times[preset]), min(times[preset])
+                results[(preset, mode)] = (median, best, work, frames, memory)
+        print(header)
+        for (preset, mode), (median, best, work, frames, memory) in results.items():
+            gflops = work / best / 1e9  # best-of, like the matmul ceiling
+            ratio = f"{results[('mixste', mode)][1] / best:.2f}" if ("mixste", mode) in results else ""
+            print(f"{config_name:6} {preset:10} {mode:9} {frames / median:9.1f} {frames / best:9.1f} "
+                  f"{best * 1e3:9.1f} {gflops:8.1f} {100 * gflops / max(ceilings.values()):6.1f} "
+                  f"{memory['peak_mib']:8.0f} {memory['rise_mib']:7.0f} {ratio:>8}", flush=True)
         summaries.append((config_name, results))
     after = matmul_ceiling(args.threads, CEILING_REPEATS, ceiling_shapes)
     print("matmul ceiling after (fp32 GFLOP/s): " + ", ".join(f"{k}: {v:.1f}" for k, v in after.items()))
     ceiling = max(*ceilings.values(), *after.values())
     print(f"matmul ceiling (best of all): {ceiling:.1f} GFLOP/s")
     for config_name, results in summaries:
-        for (preset, mode), (median, best, work) in results.items():
+        for (preset, mode), (_, best, work, _, _) in results.items():
             print(f"{config_name}: {preset} {mode}: {work / best / 1e9:.1f} GFLOP/s = "
                   f"{100 * work / best / 1e9 / ceiling:.1f}% of the matmul ceiling")
-        if "mixste" in presets:
-            for preset in presets:
-                if preset == "mixste":
-                    continue
+        for preset in presets:
+            if preset != "mixste" and "mixste" in presets:
                 ratios = ", ".join(
                     f"{mode} {results[('mixste', mode)][1] / results[(preset, mode)][1]:.2f}x (median "
                     f"{results[('mixste', mode)][0] / results[(preset, mode)][0]:.2f}x)"
                     for mode in modes
                 )
                 print(f"{config_name}: {preset} / mixste throughput, best-of: {ratios}")
-
 
 if __name__ == "__main__":
     run_cli(main)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -11,6 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], object], suffix: str | None = None) -> Path:
@@ -29,6 +36,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object], suffi
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -54,7 +62,7 @@ def load_npz(path: str | os.PathLike, required_keys: Iterable[str] = (), what: s
     try:
         with np.load(path, allow_pickle=True) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as error:
         raise UserError(f"{path}: not a readable {what} ({error})") from None
     missing = [key for key in required_keys if key not in arrays]
     if missing:

@@ -35,22 +35,28 @@ RADIUS = 1.7
 ELEVATION = 15.0
 
 
-def poses_for_display(poses_camera: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+def poses_for_display(poses_camera: np.ndarray, orientation: np.ndarray | None) -> np.ndarray:
     """Camera-space poses ``(T, J, 3)`` -> world-aligned poses (z up) standing on the plane z = 0.
 
     The camera's camera-to-world rotation ``orientation`` (quaternion w, x, y, z) turns the camera frame into the
-    world frame (translation ignored: the poses keep their root-relative position); the lowest joint of the whole
+    world frame (translation ignored: the poses keep their root-relative position); without an orientation the
+    camera is taken as level (camera x right, y down, z forward: world = (x, z, -y)). The lowest joint of the whole
     sequence is then put on the ground, as VideoPose3D does.
     """
     poses_camera = np.asarray(poses_camera, dtype=np.float32)
-    rotation = np.broadcast_to(np.asarray(orientation, dtype=np.float32), poses_camera.shape[:-1] + (4,))
-    world = np.asarray(camera_to_world(poses_camera, rotation, np.zeros(3, dtype=np.float32)), dtype=np.float32)
+    if orientation is None:
+        world = np.stack([poses_camera[..., 0], poses_camera[..., 2], -poses_camera[..., 1]], axis=-1)
+    else:
+        rotation = np.broadcast_to(np.asarray(orientation, dtype=np.float32), poses_camera.shape[:-1] + (4,))
+        world = np.asarray(camera_to_world(poses_camera, rotation, np.zeros(3, dtype=np.float32)), dtype=np.float32)
+    world = np.array(world, dtype=np.float32)
     world[..., 2] -= world[..., 2].min()
     return world
 
 
-def _side_colors(num_bones_or_joints: Iterable[int], left: Sequence[int], right: Sequence[int]) -> list[str]:
-    return [RIGHT_COLOR if j in right else LEFT_COLOR if j in left else CENTER_COLOR for j in num_bones_or_joints]
+def _side_colors(joints: Iterable[int], left: Sequence[int], right: Sequence[int]) -> list[str]:
+    """Colour of each joint (or of the bone it stands for): right red, left blue, centre dark grey."""
+    return [RIGHT_COLOR if j in right else LEFT_COLOR if j in left else CENTER_COLOR for j in joints]
 
 
 def _bone_side(child: int, parent: int, left: Sequence[int], right: Sequence[int]) -> int:
@@ -285,19 +291,17 @@ def render_animation(
     pose_arrays = [np.asarray(pose, dtype=np.float32) for pose in poses.values()]
     wanted = set(indices)
     written = 0
-    with VideoWriter(output_path, fps / downsample, bitrate if str(output_path).lower().endswith(".mp4") else None) \
-            as writer:
-        bar = tqdm(total=len(indices), desc=f"rendering {os.path.basename(output_path)}", unit="frame",
-                   disable=not progress)
+    description = f"rendering {os.path.basename(output_path)}"
+    with VideoWriter(output_path, fps / downsample, bitrate) as writer, \
+            tqdm(total=len(indices), desc=description, unit="frame", disable=not progress) as bar:
         for index in range(indices[-1] + 1):
             image = next(frames, None) if frames is not None else None
             if frames is not None and image is None:
-                break
+                break  # the video ends before the keypoints
             if index not in wanted:
                 continue
             writer.write(figure.draw(image, keypoints_2d[index], [pose[index] for pose in pose_arrays]))
             written += 1
             bar.update()
-        bar.close()
     return written
 

@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     prediction = predict_sequence(predict, inputs, config.num_frames, counting="once", flip_tta=args.flip_tta,
                                   kps_left=layout.left, kps_right=layout.right, joints_left=skeleton.joints_left(),
                                   joints_right=skeleton.joints_right())
+    prediction[:, 0] = 0.0  # root-relative output: the root joint is exactly the origin (as in evaluation)
     lift_seconds = time.perf_counter() - start
     print(f"lifting ({config.num_frames}-frame windows, {device.type}): {rate(num_frames, lift_seconds)}")
     total = detect_seconds + lift_seconds

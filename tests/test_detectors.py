@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from conftest import ROOT, shared_path
 
+import inference.detectors as detectors_module
 from common.errors import UserError
 from common.io_utils import load_npz
 from inference.detect_videos import run_inference
 from inference.detectors import (
+    DETECTORS,
     MEDIAPIPE_TO_COCO,
     Detection,
     Detectron2Detector,
@@ -104,14 +106,16 @@ class ScriptedDetector:
         return [person(index, 0, index + 20, 30, 0.8), person(40, 10, 58, 38, 0.5 if index == 0 else 0.95)]
 
 
-def test_run_inference_output_format(tmp_path):
+def test_run_inference_output_format(tmp_path, monkeypatch):
     videos = tmp_path / "videos"
     videos.mkdir()
     with VideoWriter(videos / "walk.mp4", fps=25) as writer:
         for _ in range(8):
             writer.write(np.full((40, 60, 3), 90, np.uint8))
     (videos / "notes.txt").write_text("not a video")
+    monkeypatch.setattr("inference.detectors.DETECTORS", dict(DETECTORS))  # the registration stays in this test
     register_detector("scripted", ScriptedDetector)
+    assert "scripted" in detectors_module.DETECTORS
     written = run_inference(make_detector("scripted"), videos, tmp_path / "out" / "nested", "mp4", progress=False)
     assert [p.name for p in written] == ["walk.mp4.npz"]
     data = load_npz(written[0], ("boxes", "scores", "keypoints", "metadata"))
@@ -183,3 +187,20 @@ def test_mediapipe_on_dancer_video(tmp_path):
     assert (xy[:, 11:13, 1].max(axis=1) < xy[:, 15:17, 1].min(axis=1)).all()
     boxes = data["boxes"]
     assert (boxes[:, 0] <= xy[..., 0].min(axis=1) + 1e-3).all() and (boxes[:, 3] >= xy[..., 1].max(axis=1) - 1e-3).all()
+
+
+def test_infer_video_detector_options(capsys):
+    spec = importlib.util.spec_from_file_location("infer_video", ROOT / "inference" / "infer_video.py")
+    infer_video = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer_video)
+    parse = infer_video.build_parser().parse_args
+    assert infer_video.detector_options(parse(["x.mp4"])) == {}
+    assert infer_video.detector_options(parse(["--min-detection-confidence", "0.3", "x"])) == {
+        "min_detection_confidence": 0.3}
+    assert infer_video.detector_options(parse(["--cfg", "C.yaml", "x"])) == {}
+    assert "--cfg C.yaml is a Detectron2 model" in capsys.readouterr().out
+    assert infer_video.detector_options(parse(["--detector", "detectron2", "--cfg", "C.yaml",
+                                               "--min-detection-confidence", "0.8", "x"])) == {
+        "cfg": "C.yaml", "score_threshold": 0.8}
+    with pytest.raises(UserError, match="between 0 and 1"):
+        infer_video.detector_options(parse(["--min-detection-confidence", "2", "x"]))

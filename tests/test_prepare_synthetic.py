@@ -224,3 +224,15 @@ def test_every_default_subject_stays_in_view_of_its_cameras():
                 assert depth.min() > 2.0
                 assert pixels.min() > 0 and (pixels[..., 0] < cam["res_w"]).all()
                 assert (pixels[..., 1] < cam["res_h"]).all()
+
+
+def test_detection_noise_model():
+    zeros = np.zeros((20000, 17, 2), dtype=np.float32)
+    outliers_only = sm.add_detection_noise(zeros, np.random.default_rng(0), noise_px=4.0, outlier_fraction=1.0)
+    distance = np.linalg.norm(outliers_only.astype(np.float64), axis=-1)
+    # every joint displaced by a radius uniform in [24, 60] px plus 4 px Gaussian jitter: mean 42 px
+    assert abs(distance.mean() - 42.0) < 0.3 and np.percentile(distance, 0.5) > 14 and distance.max() < 80
+    gaussian_only = sm.add_detection_noise(zeros, np.random.default_rng(0), noise_px=4.0, outlier_fraction=0.0)
+    assert abs(gaussian_only.std() - 4.0) < 0.02 and abs(gaussian_only.mean()) < 0.02
+    again = sm.add_detection_noise(zeros, np.random.default_rng(0), noise_px=4.0, outlier_fraction=0.0)
+    np.testing.assert_array_equal(gaussian_only, again)

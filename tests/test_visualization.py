@@ -119,6 +119,7 @@ def test_poses_for_display():
     expected[:, 2] -= expected[:, 2].min()
     np.testing.assert_allclose(world[0], expected, atol=1e-6)
     assert world[0, 2, 2] == 0.0 and world[0, 1, 2] == pytest.approx(1.4)
+    np.testing.assert_allclose(poses_for_display(camera, None), world, atol=1e-6)  # no orientation: a level camera
 
 
 def test_bad_calls(tmp_path):

@@ -175,8 +175,11 @@ def load_keypoints(path: str | Path | None, dataset: MocapDataset) -> Keypoints2
 
 
 def _action_matches(action: str, wanted: str) -> bool:
-    """VideoPose3D's filter: an action matches its full name or its base name (text before the first space)."""
-    return action == wanted or action.split(" ")[0] == wanted
+    """VideoPose3D's filter (`-a`): an action matches every wanted name it starts with.
+
+    So `Walk` selects Walking, WalkDog and WalkTogether on Human3.6M, and `Walking` selects `Walking 1 chunk0` on HumanEva.
+    """
+    return action.startswith(wanted)
 
 
 def _subset_slice(length: int, subset: float, downsample: int, key: str, seed: int) -> slice:

@@ -6,7 +6,6 @@ whose skeleton lacks some of those joints synthesize them and list the real ones
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +87,8 @@ def camera_from_dict(camera: Mapping, source: str) -> CameraParams:
     )
 
 
-def read_npz(path: Path, required_keys: tuple[str, ...], what: str) -> dict:
-    """`common.io_utils.load_npz` that also turns a non-npz file numpy tries to unpickle into a `UserError`."""
-    try:
-        return load_npz(path, required_keys, what=what)
-    except pickle.UnpicklingError:
-        raise UserError(f"{path}: not a readable {what} (not an npz archive)") from None
+# Every dataset reads its npz files through io_utils.load_npz (clear one-line errors for unreadable files).
+read_npz = load_npz
 
 
 def check_finite(array: np.ndarray, source: str) -> None:

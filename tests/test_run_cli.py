@@ -1,0 +1,127 @@
+"""run.py end to end on a tiny synthetic dataset, and its bad-input behaviour (one line, exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL = ["-f", "9", "-cs", "16", "-dep", "1", "-b", "72", "--workers", "0", "--no-progress", "-gpu", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset: S1 (train) and S9 (test), 2 action groups, 100 frames per take."""
+    from data import prepare_data_synthetic
+
+    directory = tmp_path_factory.mktemp("synthetic")
+    prepare_data_synthetic.main(["--output-dir", str(directory), "--frames", "100", "--subjects", "S1,S9",
+                                 "--actions", "Walking,Sitting"])
+    return directory
+
+
+def run_py(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def final_mpjpe(stdout: str) -> float:
+    match = re.search(r"final MPJPE: ([0-9.]+) mm", stdout)
+    assert match, stdout
+    return float(match.group(1))
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_end_to_end(tiny_data, tmp_path):
+    common = ["-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-str", "S1", "-ste", "S9"]
+    train = run_py(*common, *TINY_MODEL, "-e", "2", "-cf", "1", "-c", "ck", "-l", "log", "--export-training-curves",
+                   cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-2000:]
+    for name in ("epoch_1.bin", "epoch_2.bin", "last_epoch.bin", "best_epoch.bin", "best_epoch_eval.json",
+                 "loss_3d.png", "lr.png"):
+        assert (tmp_path / "ck" / name).is_file(), name
+    assert "best epoch is selected on the test subjects" in train.stdout
+    assert re.search(r"\[2/2\] .* frames/s, data wait [0-9.]+%", train.stdout)
+    log_text = (tmp_path / "log" / "log.txt").read_text()
+    assert "final MPJPE" in log_text and list((tmp_path / "log").glob("events.out.tfevents.*"))
+    trained = final_mpjpe(train.stdout)
+    results = json.loads((tmp_path / "ck" / "best_epoch_eval.json").read_text())
+    assert results["average"]["mpjpe"] == pytest.approx(trained, abs=0.006)
+    assert set(results["groups"]) == {"Walking", "Sitting"}
+    assert results["counting"].startswith("once") and results["flip TTA"] == "on"
+    stored = torch.load(tmp_path / "ck" / "best_epoch.bin", weights_only=True)
+    assert stored["model_config"]["embed_dim"] == 16 and not any(k.startswith("module.") for k in stored["model_pos"])
+
+    # --evaluate rebuilds the model from the file (no model flags needed) and gives the same number
+    evaluated = run_py(*common, "-c", "ck", "--evaluate", "best_epoch.bin", "--nolog", "--no-progress", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert final_mpjpe(evaluated.stdout) == trained
+    assert "P-MPJPE" in evaluated.stdout and "Average (over groups)" in evaluated.stdout
+
+    # bad input through the real command line: one line on stderr, exit code 2, no traceback
+    wrong = run_py(*common, "--evaluate", "ck/best_epoch.bin", "-r", "ck/last_epoch.bin", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "error: --resume/--evaluate: give one of them (resume trains, evaluate only evaluates)"]
+
+
+def _bad_run(argv: list[str], capsys) -> str:
+    """Run run.main in-process through run_cli; return the single error line (asserting exit code 2)."""
+    sys.path.insert(0, str(ROOT))
+    import run
+    from common.errors import run_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: run.main(argv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tiny_data, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("ck")
+    result = run_py("-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-str", "S1", "-ste", "S9",
+                    *TINY_MODEL, "-e", "1", "-c", str(directory), "--nolog", cwd=directory)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return directory / "best_epoch.bin"
+
+
+def test_bad_inputs_give_one_clear_line(tiny_data, trained_checkpoint, tmp_path, capsys):
+    data = ["-d", "synthetic", "--data-dir", str(tiny_data), "-k", "gt", "--nolog", "--no-progress"]
+    tiny = [*TINY_MODEL, "-e", "1", "-c", str(tmp_path / "ck")]
+    assert "-d/--dataset" in _bad_run(["-d", "nope"], capsys)
+    missing = _bad_run(["-d", "h36m", "--data-dir", str(tmp_path), "--nolog"], capsys)
+    assert f"{tmp_path}/data_2d_h36m_cpn_ft_h36m_dbb.npz: 2D keypoints file not found" in missing
+    assert "prepare_data_h36m.py" in missing  # how to create it
+    unknown_keypoints = _bad_run([*data[:4], "-k", "cpn", *data[6:]], capsys)
+    assert "data_2d_synthetic_cpn.npz: 2D keypoints file not found; the synthetic dataset has -k gt or -k noisy" \
+        in unknown_keypoints
+    assert "'S7' not available" in _bad_run([*data, "-str", "S1", "-ste", "S7", *tiny], capsys)
+    assert "action(s) Dancing not found" in _bad_run([*data, "-str", "S1", "-ste", "S9", "-a", "Dancing", *tiny],
+                                                     capsys)
+    too_long = _bad_run([*data, "-str", "S1", "-ste", "S9", *tiny[:1], "500", *tiny[2:]], capsys)
+    assert "-f/--number-of-frames 500: longer than every sequence (the longest has 100 frames)" in too_long
+    assert "--resume/--evaluate" in _bad_run([*data, "-r", "a.bin", "--evaluate", "b.bin"], capsys)
+
+    not_checkpoint = tmp_path / "notes.bin"
+    not_checkpoint.write_text("not a checkpoint")
+    assert "notes.bin: not a checkpoint" in _bad_run([*data, "-ste", "S9", "--evaluate", str(not_checkpoint)],
+                                                     capsys)
+    stored = torch.load(trained_checkpoint, weights_only=True)
+    stored["model_config"]["depth"] = 2  # weights of depth 1 under a depth-2 configuration
+    other = tmp_path / "other.bin"
+    torch.save(stored, other)
+    message = _bad_run([*data, "-ste", "S9", "--evaluate", str(other)], capsys)
+    assert "other.bin: checkpoint of another architecture (missing: spatial_blocks.1." in message
+    contradiction = _bad_run([*data, "-ste", "S9", "--evaluate", str(trained_checkpoint), "-f", "27", "-cs", "16"],
+                             capsys)
+    assert "flags contradict the model stored in the checkpoint: --number-of-frames=27 (checkpoint: 9)" \
+        in contradiction
