@@ -221,19 +221,13 @@ def final_evaluation(args, model, config, data: RunData, ctx, logger, checkpoint
         "frames per window": str(config.num_frames),
     }
     logger.info(evaluation.format_summary(summary, header))
-    json_path = checkpoint_path.with_name(checkpoint_path.stem + "_eval.json")
-    if not _writable(json_path.parent):
-        json_path = Path(args.checkpoint) / json_path.name
+    # next to the checkpoint when it is in -c DIR (the usual case); never beside a file elsewhere (e.g. read-only data)
+    json_path = Path(args.checkpoint) / (checkpoint_path.stem + "_eval.json")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     evaluation.write_summary_json(json_path, summary, header)
     logger.info(f"results written to {json_path}")
     logger.info(f"final MPJPE: {summary.headline * 1000:.2f} mm")
     return summary.headline
-
-
-def _writable(directory: Path) -> bool:
-    import os
-
-    return directory.is_dir() and os.access(directory, os.W_OK)
 
 
 def render(args, model, config, data: RunData, ctx, logger) -> None:
@@ -423,7 +417,7 @@ def run_train(args, data: RunData, ctx, logger) -> float:
     if ctx.is_main:
         best_path = out_dir / "best_epoch.bin"
         final_model, final_config, stored = build_from_checkpoint(args, best_path, num_joints)
-        final_model = final_model.to(ctx.device)
+        final_model = final_model.to(ctx.device) if ctx.distributed else distributed.wrap_model(final_model, ctx)
         mpjpe = final_evaluation(args, final_model, final_config, data, ctx, logger, best_path, stored["epoch"])
     distributed.barrier(ctx)
     return mpjpe

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="batch size in predicted frames (clips per step = N // -f, at least 1)")
     train.add_argument("-s", "--stride", default=None, type=_positive_int, metavar="N",
                        help="frames between the starts of consecutive training clips (default: -f, no overlap)")
-    train.add_argument("-lr", "--learning-rate", default=4e-4, type=float, metavar="LR", help="initial learning rate")
+    train.add_argument("-lr", "--learning-rate", default=1e-3, type=float, metavar="LR", help="initial learning rate")
     train.add_argument("-lrd", "--lr-decay", default=0.99, type=float, metavar="F",
                        help="learning rate decay per epoch")
     train.add_argument("--weight-decay", default=0.1, type=_non_negative_float, metavar="W", help="AdamW weight decay")

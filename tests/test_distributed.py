@@ -95,7 +95,8 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_path: str) -> None:
 
 def test_ddp_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     out_path = str(tmp_path / "ddp.pt")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), out_path), nprocs=2, join=True)
+    # fork (not spawn): the children inherit the imported modules instead of importing torch/timm again
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), out_path), nprocs=2, join=True, start_method="fork")
     ddp_state = torch.load(out_path, weights_only=True)
 
     model = _fresh_model()

@@ -57,9 +57,8 @@ def test_wrong_number_of_frames_is_a_clear_error():
         model(torch.randn(9, 17, 2))
 
 
-def test_every_joint_of_every_frame_gets_its_own_prediction():
-    """The head is applied per token: permuting the input's joints must not simply permute the output (position
-    embeddings make tokens distinguishable), and changing one joint of one frame changes that frame's output."""
+def test_moving_one_joint_changes_only_frames_within_the_pooling_reach():
+    """Changing one joint of one frame changes that frame's output and its neighbours', nothing further away."""
     torch.manual_seed(1)
     model = build_model(tiny("default", drop_path_rate=0.0)).eval()
     clip = torch.randn(1, 9, 17, 2)

@@ -37,35 +37,47 @@ def final_mpjpe(stdout: str) -> float:
     return float(match.group(1))
 
 
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One real command-line training run (2 epochs) shared by the tests below: (working directory, result)."""
+    workdir = tmp_path_factory.mktemp("run")
+    result = run_py("-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-str", "S1", "-ste", "S9",
+                    *TINY_MODEL, "-e", "2", "-cf", "1", "-c", "ck", "-l", "log", "--export-training-curves",
+                    cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return workdir, result
+
+
 @pytest.mark.slow
-def test_train_then_evaluate_end_to_end(tiny_data, tmp_path):
-    common = ["-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-str", "S1", "-ste", "S9"]
-    train = run_py(*common, *TINY_MODEL, "-e", "2", "-cf", "1", "-c", "ck", "-l", "log", "--export-training-curves",
-                   cwd=tmp_path)
-    assert train.returncode == 0, train.stderr[-2000:]
+def test_train_then_evaluate_end_to_end(tiny_data, trained, capsys):
+    workdir, train = trained
     for name in ("epoch_1.bin", "epoch_2.bin", "last_epoch.bin", "best_epoch.bin", "best_epoch_eval.json",
                  "loss_3d.png", "lr.png"):
-        assert (tmp_path / "ck" / name).is_file(), name
+        assert (workdir / "ck" / name).is_file(), name
     assert "best epoch is selected on the test subjects" in train.stdout
     assert re.search(r"\[2/2\] .* frames/s, data wait [0-9.]+%", train.stdout)
-    log_text = (tmp_path / "log" / "log.txt").read_text()
-    assert "final MPJPE" in log_text and list((tmp_path / "log").glob("events.out.tfevents.*"))
-    trained = final_mpjpe(train.stdout)
-    results = json.loads((tmp_path / "ck" / "best_epoch_eval.json").read_text())
-    assert results["average"]["mpjpe"] == pytest.approx(trained, abs=0.006)
+    log_text = (workdir / "log" / "log.txt").read_text()
+    assert "final MPJPE" in log_text and list((workdir / "log").glob("events.out.tfevents.*"))
+    trained_mpjpe = final_mpjpe(train.stdout)
+    results = json.loads((workdir / "ck" / "best_epoch_eval.json").read_text())
+    assert results["average"]["mpjpe"] == pytest.approx(trained_mpjpe, abs=0.006)
     assert set(results["groups"]) == {"Walking", "Sitting"}
     assert results["counting"].startswith("once") and results["flip TTA"] == "on"
-    stored = torch.load(tmp_path / "ck" / "best_epoch.bin", weights_only=True)
+    stored = torch.load(workdir / "ck" / "best_epoch.bin", weights_only=True)
     assert stored["model_config"]["embed_dim"] == 16 and not any(k.startswith("module.") for k in stored["model_pos"])
 
     # --evaluate rebuilds the model from the file (no model flags needed) and gives the same number
-    evaluated = run_py(*common, "-c", "ck", "--evaluate", "best_epoch.bin", "--nolog", "--no-progress", cwd=tmp_path)
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    assert final_mpjpe(evaluated.stdout) == trained
-    assert "P-MPJPE" in evaluated.stdout and "Average (over groups)" in evaluated.stdout
+    sys.path.insert(0, str(ROOT))
+    import run
+
+    run.main(["-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-ste", "S9", "-c", str(workdir / "ck"),
+              "--evaluate", "best_epoch.bin", "--nolog", "--no-progress"])
+    evaluated = capsys.readouterr().out
+    assert final_mpjpe(evaluated) == trained_mpjpe
+    assert "P-MPJPE" in evaluated and "Average (over groups)" in evaluated
 
     # bad input through the real command line: one line on stderr, exit code 2, no traceback
-    wrong = run_py(*common, "--evaluate", "ck/best_epoch.bin", "-r", "ck/last_epoch.bin", cwd=tmp_path)
+    wrong = run_py("--evaluate", "ck/best_epoch.bin", "-r", "ck/last_epoch.bin", cwd=workdir)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [
         "error: --resume/--evaluate: give one of them (resume trains, evaluate only evaluates)"]
@@ -85,16 +97,8 @@ def _bad_run(argv: list[str], capsys) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def trained_checkpoint(tiny_data, tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("ck")
-    result = run_py("-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-str", "S1", "-ste", "S9",
-                    *TINY_MODEL, "-e", "1", "-c", str(directory), "--nolog", cwd=directory)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return directory / "best_epoch.bin"
-
-
-def test_bad_inputs_give_one_clear_line(tiny_data, trained_checkpoint, tmp_path, capsys):
+def test_bad_inputs_give_one_clear_line(tiny_data, trained, tmp_path, capsys):
+    trained_checkpoint = trained[0] / "ck" / "best_epoch.bin"
     data = ["-d", "synthetic", "--data-dir", str(tiny_data), "-k", "gt", "--nolog", "--no-progress"]
     tiny = [*TINY_MODEL, "-e", "1", "-c", str(tmp_path / "ck")]
     assert "-d/--dataset" in _bad_run(["-d", "nope"], capsys)
@@ -125,3 +129,23 @@ def test_bad_inputs_give_one_clear_line(tiny_data, trained_checkpoint, tmp_path,
                              capsys)
     assert "flags contradict the model stored in the checkpoint: --number-of-frames=27 (checkpoint: 9)" \
         in contradiction
+
+
+def test_official_mixste_checkpoint_evaluates_with_attention_mixers(tiny_data, tmp_path, capsys):
+    from conftest import shared_path
+
+    official = shared_path("fixtures", "mixste_official_f27_d64_dep2_s0.bin")
+    sys.path.insert(0, str(ROOT))
+    import run
+
+    argv = ["-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-ste", "S9", "-a", "Walking", "--nolog",
+            "--no-progress", "-c", str(tmp_path), "--evaluate", str(official)]
+    mpjpe = run.main(argv)
+    out = capsys.readouterr().out
+    assert "official MixSTE checkpoint, 7 epochs" in out and "frames per window: 27" in out
+    assert 0 < mpjpe < 5  # random official weights: a finite error in metres
+    results = json.loads((tmp_path / "mixste_official_f27_d64_dep2_s0_eval.json").read_text())
+    assert results["average"]["mpjpe"] == pytest.approx(mpjpe * 1000)
+    assert "-f" not in " ".join(argv) and not (official.parent / "mixste_official_f27_d64_dep2_s0_eval.json").exists()
+    message = _bad_run([*argv, "-f", "81"], capsys)
+    assert "official MixSTE weights do not match the flags: num_frames=81 (file: 27)" in message
