@@ -7,12 +7,16 @@ The script only wires modules together: `common.arguments` (flags) -> `common.di
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# MKL's GEMM may round differently depending on memory alignment; conditional numerical reproducibility makes a
+# resumed run (a new process, other addresses) bitwise identical to an uninterrupted one. Set before torch loads MKL.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -155,8 +159,7 @@ def resolve_model_config(args, num_joints: int, stored: dict | None, source: str
 
 def build_from_checkpoint(args, path: Path, num_joints: int):
     """(model, config, checkpoint dict) for --evaluate / --resume, official MixSTE files included."""
-    from common.mixste_official import config_from_official_state_dict, official_state_dict_to_ours
-    from common.model import build_model
+    from common.mixste_official import config_from_official_state_dict
 
     data = checkpoint.load_checkpoint(path)
     if checkpoint.is_official_mixste(data):
@@ -168,13 +171,9 @@ def build_from_checkpoint(args, path: Path, num_joints: int):
                      if getattr(config, k) != v]
         if conflicts:
             raise UserError(f"{path}: official MixSTE weights do not match the flags: {', '.join(conflicts)}")
-        model = build_model(config)
-        model.load_state_dict(official_state_dict_to_ours(data["model_pos"], model, source=str(path)), strict=True)
-        return model, config, data
-    config = resolve_model_config(args, num_joints, data["model_config"], str(path))
-    model = build_model(config)
-    checkpoint.load_model_weights(model, data["model_pos"], path)
-    return model, config, data
+    else:
+        config = resolve_model_config(args, num_joints, data["model_config"], str(path))
+    return checkpoint.model_with_weights(config, data, path), config, data
 
 
 def predict_settings(args, config, data: RunData) -> evaluation.PredictSettings:

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("-k", "--keypoints", default="cpn_ft_h36m_dbb", metavar="NAME",
                       help="2D keypoints (file data_2d_<d>_<k>.npz), e.g. gt, cpn_ft_h36m_dbb, sh_pt_mpii; "
                            "gt_projected: the 3D ground truth projected through the cameras (no 2D file)")
+    data.add_argument("--custom_2d", action="store_true",
+                      help="the 2D keypoints come from a custom detector (VideoPose3D/MixSTE flag); requires -d custom")
     data.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), metavar="DIR",
                       help="folder holding the data_3d_*/data_2d_* files (e.g. ../shared/data/h36m)")
     data.add_argument("--data-3d", default=None, metavar="FILE",
@@ -227,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="skip the video's first N frames")
     viz.add_argument("--viz-output", default=None, metavar="PATH", help="output video (.mp4 or .gif) (default: none)")
     viz.add_argument("--viz-export", default=None, metavar="PATH",
-                     help="write the predicted 3D poses (T,17,3), camera space, metres, as .npy (default: none)")
+                     help="write the predicted 3D poses (T,17,3), camera space, metres, root-relative, as .npy "
+                          "(.npy is appended when missing) (default: none)")
     viz.add_argument("--viz-bitrate", default=3000, type=_positive_int, metavar="N", help="bitrate of mp4 videos")
     viz.add_argument("--viz-no-ground-truth", action="store_true", help="do not show the ground-truth poses")
     viz.add_argument("--viz-limit", default=-1, type=int, metavar="N", help="render only the first N frames (-1: all)")
@@ -254,6 +257,9 @@ def validate_args(args: argparse.Namespace) -> argparse.Namespace:
         raise UserError("-ste/--subjects-test: expected at least one subject")
     if not args.evaluate and args.dataset != "custom" and not split_list(args.subjects_train):
         raise UserError("-str/--subjects-train: expected at least one subject to train on")
+    if args.custom_2d and args.dataset != "custom":
+        raise UserError(f"--custom_2d: the 2D keypoints come from a custom detector, which needs -d custom "
+                        f"(got -d {args.dataset})")
     if args.dataset == "custom" and not (args.evaluate and args.render):
         raise UserError("-d custom: custom 2D keypoints have no ground truth; lift them with --evaluate CHECKPOINT "
                         "--render --viz-subject VIDEO --viz-action custom --viz-output/--viz-export FILE")
@@ -270,7 +276,7 @@ def validate_args(args: argparse.Namespace) -> argparse.Namespace:
         if not (args.viz_output or args.viz_export):
             raise UserError("--render: give --viz-output VIDEO and/or --viz-export FILE.npy")
         if args.viz_export and not args.viz_export.endswith(".npy"):
-            raise UserError(f"--viz-export {args.viz_export}: expected a file name ending in .npy")
+            args.viz_export += ".npy"  # as numpy.save (VideoPose3D's --viz-export output writes output.npy)
         if args.viz_output and Path(args.viz_output).suffix.lower() not in (".mp4", ".gif"):
             raise UserError(f"--viz-output {args.viz_output}: expected a .mp4 or .gif file")
         if args.dataset != "custom" and not args.viz_subject:

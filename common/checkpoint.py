@@ -176,3 +176,21 @@ def load_model_weights(model: nn.Module, state_dict: dict, source: str | os.Path
     if problems:
         raise UserError(f"{source}: checkpoint of another architecture ({'; '.join(problems)})")
     unwrap_model(model).load_state_dict(state_dict, strict=True)
+
+
+def model_with_weights(config, checkpoint: dict, source: str | os.PathLike) -> nn.Module:
+    """Build the model of ``config`` and load the weights of a loaded checkpoint (project or official MixSTE).
+
+    Official MixSTE weights go through the strict key mapping of `common.mixste_official`; project weights through
+    `load_model_weights`. Any missing, unexpected or mis-shaped key is a `UserError` that lists them.
+    """
+    from common.mixste_official import official_state_dict_to_ours
+    from common.model import build_model
+
+    model = build_model(config)
+    if is_official_mixste(checkpoint):
+        model.load_state_dict(official_state_dict_to_ours(checkpoint["model_pos"], model, source=str(source)),
+                              strict=True)
+    else:
+        load_model_weights(model, checkpoint["model_pos"], source)
+    return model

@@ -122,11 +122,16 @@ class PredictSettings:
 
 
 def model_predict_fn(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``(B, F, J, 2)`` CPU tensor -> ``(B, F, J, 3)`` CPU float prediction of ``model`` in eval mode."""
+    """``(B, F, J, 2)`` CPU tensor -> ``(B, F, J, 3)`` CPU float prediction of ``model`` in eval mode.
+
+    Predictions are root-relative like the targets: the root joint (0) is set exactly to the origin.
+    """
     model.eval()
 
     def predict(batch: torch.Tensor) -> torch.Tensor:
-        return model(batch.to(device)).float().cpu()
+        prediction = model(batch.to(device)).float().cpu()
+        prediction[..., 0, :] = 0.0
+        return prediction
 
     return predict
 
@@ -251,7 +256,7 @@ def summary_to_dict(summary: EvaluationSummary, header: dict[str, str]) -> dict:
 
     return {
         **header,
-        "protocol": summary.protocol,
+        "protocol_id": summary.protocol,  # h36m | humaneva15 | mpi_inf_3dhp (the header's "protocol" describes it)
         "units": "millimetres (pck, auc: percent)",
         "metrics": list(summary.metrics),
         "groups": {name: convert(row) for name, row in summary.groups.items()},

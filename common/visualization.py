@@ -1,7 +1,7 @@
 """Side-by-side rendering: the input frame with its 2D skeleton next to one 3D skeleton panel per pose sequence.
 
 The matplotlib figure is built once (`SkeletonFigure`); every frame only updates the artists' data and redraws the
-Agg canvas into an RGB array, which is piped to `inference.video_io.VideoWriter` (MP4 through imageio-ffmpeg, GIF
+Agg canvas into an RGB array, which is piped to `common.video_io.VideoWriter` (MP4 through imageio-ffmpeg, GIF
 through Pillow). Right-side bones are red, left-side bones blue, the others dark grey; each 3D panel shows a ground
 plane at height 0 and looks at the subject from the dataset camera's azimuth.
 """
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from common.camera import camera_to_world
 from common.errors import UserError
 from common.skeleton import Skeleton
-from inference.video_io import VideoWriter, read_video_frames, video_metadata
+from common.video_io import VideoWriter, read_video_frames, video_metadata
 
 RIGHT_COLOR = "#d62728"
 LEFT_COLOR = "#1f5fd6"

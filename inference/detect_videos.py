@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from common.errors import UserError
 from common.io_utils import atomic_savez
+from common.video_io import read_video_frames, video_metadata
 from inference.detectors import NUM_COCO_KEYPOINTS, PoseDetector
 from inference.tracking import PersonTracker
-from inference.video_io import read_video_frames, video_metadata
 
 
 @dataclass

@@ -29,19 +29,19 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common.camera import normalize_screen_coordinates  # noqa: E402
-from common.checkpoint import is_official_mixste, load_checkpoint, load_model_weights  # noqa: E402
+from common.checkpoint import is_official_mixste, load_checkpoint, model_with_weights  # noqa: E402
 from common.clips import predict_sequence  # noqa: E402
 from common.datasets.custom import nominal_camera  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.io_utils import atomic_write  # noqa: E402
 from common.keypoint_layouts import get_layout, to_h36m17  # noqa: E402
-from common.model import ModelConfig, build_model  # noqa: E402
+from common.model import ModelConfig  # noqa: E402
 from common.prepare_utils import read_detections  # noqa: E402
 from common.skeleton import h36m_17  # noqa: E402
+from common.video_io import VIDEO_SUFFIXES, video_metadata  # noqa: E402
 from common.visualization import poses_for_display, render_animation  # noqa: E402
 from inference.detect_videos import detect_video, prepare_output_dir, save_detections  # noqa: E402
 from inference.detectors import DETECTORS, make_detector  # noqa: E402
-from inference.video_io import VIDEO_SUFFIXES, video_metadata  # noqa: E402
 
 MODEL_JOINTS = 17
 
@@ -68,20 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_lifter(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelConfig]:
     """The model of a project or official MixSTE checkpoint; it must take 17 joints with (x, y) inputs."""
+    from common.mixste_official import config_from_official_state_dict
+
     data = load_checkpoint(path)
     if is_official_mixste(data):
-        from common.mixste_official import config_from_official_state_dict, official_state_dict_to_ours
-
         config = config_from_official_state_dict(data["model_pos"])
-        _check_layout(path, config)
-        model = build_model(config)
-        model.load_state_dict(official_state_dict_to_ours(data["model_pos"], model, source=str(path)), strict=True)
     else:
         config = ModelConfig.from_dict(data["model_config"])
-        _check_layout(path, config)
-        model = build_model(config)
-        load_model_weights(model, data["model_pos"], path)
-    return model.eval(), config
+    _check_layout(path, config)
+    return model_with_weights(config, data, path).eval(), config
 
 
 def _check_layout(path, config: ModelConfig) -> None:

@@ -66,8 +66,7 @@ def test_model_overrides_only_contains_given_flags():
     (["-d", "nope"], "-d/--dataset"),
     (["--viz-output", "out.mp4"], "--viz-output: only used with --render"),
     (["--evaluate", "x.bin", "--render", "--viz-subject", "S9", "--viz-action", "Walking"], "--render: give"),
-    (["--evaluate", "x.bin", "--render", "--viz-subject", "S9", "--viz-action", "W", "--viz-export", "p.txt"],
-     "--viz-export"),
+    (["--custom_2d", "-d", "h36m"], "--custom_2d"),
     (["-d", "custom"], "-d custom"),
     (["-lrd", "1.5"], "-lrd"),
     (["--unknown-flag"], "unrecognized arguments"),
@@ -77,6 +76,18 @@ def test_bad_flags_raise_one_user_error(argv, fragment):
         parse_args(argv)
     assert fragment in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_viz_export_gets_npy_appended_like_numpy_save():
+    base = ["--evaluate", "x.bin", "--render", "--viz-subject", "S9", "--viz-action", "Walking"]
+    assert parse_args([*base, "--viz-export", "output"]).viz_export == "output.npy"
+    assert parse_args([*base, "--viz-export", "poses.npy"]).viz_export == "poses.npy"
+
+
+def test_custom_2d_is_accepted_with_the_custom_dataset():
+    args = parse_args(["--custom_2d", "-d", "custom", "-k", "myvideos", "--evaluate", "best_epoch.bin", "--render",
+                       "--viz-subject", "myvideos.mp4", "--viz-action", "custom", "--viz-export", "output"])
+    assert args.custom_2d and args.dataset == "custom" and args.viz_export == "output.npy"
 
 
 def test_split_list():

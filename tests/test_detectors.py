@@ -13,6 +13,7 @@ from conftest import ROOT, shared_path
 import inference.detectors as detectors_module
 from common.errors import UserError
 from common.io_utils import load_npz
+from common.video_io import VideoWriter
 from inference.detect_videos import run_inference
 from inference.detectors import (
     DETECTORS,
@@ -25,7 +26,6 @@ from inference.detectors import (
     register_detector,
 )
 from inference.tracking import PersonTracker, box_iou
-from inference.video_io import VideoWriter
 
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 # COCO bones used for plausibility: (shoulder, elbow) and (hip, knee) on both sides

@@ -10,7 +10,7 @@ from conftest import shared_path
 from PIL import Image, ImageSequence
 
 from common.errors import UserError
-from inference.video_io import VideoWriter, read_video_frames, video_metadata
+from common.video_io import VideoWriter, read_video_frames, video_metadata
 
 
 def synthetic_frames(count: int = 10, width: int = 64, height: int = 48) -> list[np.ndarray]:

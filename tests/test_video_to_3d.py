@@ -14,7 +14,7 @@ from common.checkpoint import save_checkpoint
 from common.errors import UserError
 from common.io_utils import load_npz
 from common.model import ModelConfig, build_model
-from inference.video_io import video_metadata
+from common.video_io import video_metadata
 
 SCRIPT = ROOT / "inference" / "video_to_3d.py"
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None

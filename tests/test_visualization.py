@@ -11,8 +11,8 @@ from PIL import Image, ImageSequence
 
 from common.errors import UserError
 from common.skeleton import h36m_17
+from common.video_io import VideoWriter, read_video_frames, video_metadata
 from common.visualization import LEFT_COLOR, RIGHT_COLOR, SkeletonFigure, poses_for_display, render_animation
-from inference.video_io import VideoWriter, read_video_frames, video_metadata
 
 SKELETON = h36m_17()
 # A standing H36M-17 pose in metres, z up.

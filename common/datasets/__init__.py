@@ -177,7 +177,8 @@ def load_keypoints(path: str | Path | None, dataset: MocapDataset) -> Keypoints2
 def _action_matches(action: str, wanted: str) -> bool:
     """VideoPose3D's filter (`-a`): an action matches every wanted name it starts with.
 
-    So `Walk` selects Walking, WalkDog and WalkTogether on Human3.6M, and `Walking` selects `Walking 1 chunk0` on HumanEva.
+    So `Walk` selects Walking, WalkDog and WalkTogether on Human3.6M, and `Walking` selects `Walking 1 chunk0` on
+    HumanEva.
     """
     return action.startswith(wanted)
 

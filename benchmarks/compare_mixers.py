@@ -1,0 +1,111 @@
+"""Compare token-mixer combinations under the same training budget by running `run.py` once per variant.
+
+Every variant gets the same data, clip length, width, depth, batch, learning rate and number of epochs (so the same
+number of optimisation steps and training clips); the table reports each variant's parameters, MACs per frame, wall time
+of the run, and the test errors (Human3.6M protocol: MPJPE #1 and P-MPJPE #2 over action groups, every frame once,
+flip TTA on). Wall times are comparable only when nothing else runs on the machine.
+
+Example (the table in README.md; real Human3.6M from ../shared, train S1,S5, test S9, ground-truth 2D):
+
+    python benchmarks/compare_mixers.py -f 27 -e 2 --out log/compare_f27
+    python benchmarks/compare_mixers.py -f 81 -e 2 --variants default,dilated,mixste --out log/compare_f81
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common.errors import UserError, run_cli  # noqa: E402
+
+# name -> (description, run.py model flags)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "mixste": ("attention + attention (MixSTE)", ["--preset", "mixste"]),
+    "poolformer": ("pool 3 + pool 3 (the seed's literal design)", ["--preset", "poolformer"]),
+    "graph": ("graph + pool 3", ["--preset", "default", "--spatial-mixer", "graph"]),
+    "attn_pool": ("attention + pool 3", ["--preset", "default", "--spatial-mixer", "attention"]),
+    "default": ("fc + pool 3 (fixed)", ["--preset", "default"]),
+    "dilated": ("fc + pool 3 (dilated)", ["--preset", "default", "--temporal-pool-schedule", "dilated"]),
+    "growing": ("fc + pool (growing)", ["--preset", "default", "--temporal-pool-schedule", "growing"]),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default="mixste,poolformer,graph,attn_pool,default,dilated",
+                        help=f"comma-separated variants among {', '.join(VARIANTS)}")
+    parser.add_argument("-f", "--frames", type=int, default=27, help="clip length")
+    parser.add_argument("-e", "--epochs", type=int, default=2, help="training epochs (the shared budget)")
+    parser.add_argument("-cs", "--channels", type=int, default=64, help="embedding width")
+    parser.add_argument("-dep", "--depth", type=int, default=4, help="spatial+temporal block pairs")
+    parser.add_argument("--clips-per-step", type=int, default=16, help="clips per optimisation step")
+    parser.add_argument("-lr", "--learning-rate", type=float, default=1e-3)
+    parser.add_argument("-k", "--keypoints", default="gt_projected", help="run.py -k (2D input)")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "h36m"))
+    parser.add_argument("-str", "--subjects-train", default="S1,S5")
+    parser.add_argument("-ste", "--subjects-test", default="S9")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    parser.add_argument("--out", default=str(ROOT / "log" / "compare_mixers"), help="folder for checkpoints and logs")
+    args = parser.parse_args(argv)
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"--variants: unknown {', '.join(unknown)} (expected some of {', '.join(VARIANTS)})")
+    return args
+
+
+def run_variant(name: str, args: argparse.Namespace) -> dict:
+    """Train and evaluate one variant through run.py; returns its row of the table."""
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "run.py"), "-d", "h36m", "-k", args.keypoints, "--data-dir", args.data_dir,
+               "-str", args.subjects_train, "-ste", args.subjects_test, "-f", str(args.frames), "-s", str(args.frames),
+               "-b", str(args.frames * args.clips_per_step), "-cs", str(args.channels), "-dep", str(args.depth),
+               "-e", str(args.epochs), "-lr", str(args.learning_rate), "-c", str(out), "-l", str(out / "log"),
+               "--workers", "0", "--no-progress", *VARIANTS[name][1]]
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    (out / "console.txt").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise UserError(f"variant {name} failed (exit {result.returncode}); see {out / 'console.txt'}")
+    model_line = next((line for line in result.stdout.splitlines() if line.startswith("model ")), "")
+    steps_line = next((line for line in result.stdout.splitlines() if "steps per epoch" in line), "")
+    results = json.loads((out / "best_epoch_eval.json").read_text())["average"]
+    return {"variant": name, "mixers": VARIANTS[name][0], "model": model_line, "steps": steps_line,
+            "seconds": seconds, "mpjpe": results["mpjpe"], "p_mpjpe": results["p_mpjpe"]}
+
+
+def main() -> None:
+    args = parse_args()
+    rows = []
+    for name in args.variants.split(","):
+        print(f"running {name} ({VARIANTS[name][0]}) ...", flush=True)
+        rows.append(run_variant(name, args))
+        row = rows[-1]
+        print(f"  {row['model']}\n  {row['steps']}\n  {row['seconds']:.0f} s, MPJPE {row['mpjpe']:.1f} mm, "
+              f"P-MPJPE {row['p_mpjpe']:.1f} mm", flush=True)
+    print(f"\nF={args.frames}, C={args.channels}, depth {args.depth}, {args.epochs} epochs, "
+          f"{args.clips_per_step} clips per step, lr {args.learning_rate}, train {args.subjects_train}, "
+          f"test {args.subjects_test}, "
+          f"2D {args.keypoints}; test errors over action groups, every frame once, flip TTA on; best epoch selected "
+          "on the test subjects (as MixSTE)")
+    print("| variant | mixers | wall time | MPJPE (P1) | P-MPJPE (P2) |\n|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['variant']} | {row['mixers']} | {row['seconds'] / 60:.1f} min | {row['mpjpe']:.1f} mm "
+              f"| {row['p_mpjpe']:.1f} mm |")
+    (Path(args.out) / "summary.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    run_cli(main)
