@@ -27,6 +27,7 @@ import numpy as np
 
 from common.camera import image_coordinates, project_to_2d, world_to_camera
 from common.errors import UserError
+from common.h36m_cameras import H36M_CAMERA_IDS
 from common.io_utils import load_npz
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -393,3 +394,19 @@ def _is_tarfile(path: Path) -> bool:
         return tarfile.is_tarfile(path)
     except OSError:
         return False
+
+
+def complete_actions(views: dict[str, dict[str, list[np.ndarray | None]]]) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Keep the actions detected in all 4 cameras (others are reported and dropped); subjects in natural order."""
+    output: dict[str, dict[str, list[np.ndarray]]] = {}
+    for subject in sorted(views, key=subject_sort_key):
+        output[subject] = {}
+        for action, slots in sorted(views[subject].items()):
+            missing = [H36M_CAMERA_IDS[i] for i, view in enumerate(slots) if view is None]
+            if missing:
+                print(f"{subject} {action}: no detections for camera(s) {', '.join(missing)}, action dropped")
+                continue
+            output[subject][action] = slots
+        for note in h36m_action_report(subject, output[subject]):
+            print(note)
+    return output

@@ -28,8 +28,8 @@ from common.prepare_utils import (  # noqa: E402
     KEYPOINT_METADATA,
     add_output_arguments,
     canonical_h36m_action,
+    complete_actions,
     describe_written,
-    h36m_action_report,
     is_corrupted_h36m,
     keypoint_metadata,
     output_paths,
@@ -106,18 +106,7 @@ def collect(jobs: list[tuple[str, str, int, Path]], num_joints: int) -> dict[str
         slots[camera_index] = keypoints[..., :2].astype(np.float32)
     if filled:
         print(f"{filled} frames without a detected person were filled by interpolation")
-    output: dict[str, dict[str, list[np.ndarray]]] = {}
-    for subject, actions in views.items():
-        output[subject] = {}
-        for action, slots in sorted(actions.items()):
-            missing = [H36M_CAMERA_IDS[i] for i, view in enumerate(slots) if view is None]
-            if missing:
-                print(f"{subject} {action}: no detections file for camera(s) {', '.join(missing)}, action dropped")
-                continue
-            output[subject][action] = slots
-        for note in h36m_action_report(subject, output[subject]):
-            print(note)
-    return output
+    return complete_actions(views)
 
 
 def main(argv: list[str] | None = None) -> None:

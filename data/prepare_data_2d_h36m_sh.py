@@ -32,12 +32,11 @@ from common.prepare_utils import (  # noqa: E402
     H5Source,
     add_output_arguments,
     canonical_h36m_action,
+    complete_actions,
     describe_written,
-    h36m_action_report,
     is_corrupted_h36m,
     keypoint_metadata,
     output_paths,
-    subject_sort_key,
 )
 
 VARIANTS = {
@@ -109,22 +108,6 @@ def convert(path: Path, flag: str, folder: str, subjects: list[str]) -> dict[str
             slots = views.setdefault(subject, {}).setdefault(action, [None] * len(H36M_CAMERA_IDS))
             slots[camera_index] = poses.astype(np.float32)
     return complete_actions(views)
-
-
-def complete_actions(views: dict[str, dict[str, list[np.ndarray | None]]]) -> dict[str, dict[str, list[np.ndarray]]]:
-    """Keep the actions detected in all 4 cameras (others are reported and dropped); subjects in natural order."""
-    output: dict[str, dict[str, list[np.ndarray]]] = {}
-    for subject in sorted(views, key=subject_sort_key):
-        output[subject] = {}
-        for action, slots in sorted(views[subject].items()):
-            missing = [H36M_CAMERA_IDS[i] for i, view in enumerate(slots) if view is None]
-            if missing:
-                print(f"{subject} {action}: no detections for camera(s) {', '.join(missing)}, action dropped")
-                continue
-            output[subject][action] = slots
-        for note in h36m_action_report(subject, output[subject]):
-            print(note)
-    return output
 
 
 def main(argv: list[str] | None = None) -> None:

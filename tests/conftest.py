@@ -19,3 +19,22 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the licensed shared data/fixtures are not on this machine)")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint trained by this project's run.py (tiny model, 27-frame windows, 1 epoch on tiny synthetic data)."""
+    import subprocess
+
+    from data import prepare_data_synthetic
+
+    directory = tmp_path_factory.mktemp("trained")
+    prepare_data_synthetic.main(["--output-dir", str(directory), "--frames", "100", "--subjects", "S1,S9",
+                                 "--actions", "Walking"])
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-d", "synthetic", "-k", "gt", "--data-dir", str(directory),
+         "-str", "S1", "-ste", "S9", "-f", "27", "-cs", "16", "-dep", "1", "-e", "1", "--workers", "0",
+         "--no-progress", "--nolog", "-c", str(directory / "checkpoint")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return directory / "checkpoint" / "best_epoch.bin"

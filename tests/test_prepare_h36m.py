@@ -348,7 +348,7 @@ def test_generic_h36m_detections(tmp_path, capsys):
     prepare_data_2d_h36m_generic.main(["-i", str(source), "-o", "detectron2_pt_coco", "--output-dir", str(out)])
     printed = capsys.readouterr().out
     assert "S11 Directions (camera 54138969): dropped" in printed
-    assert "S9 Walking: no detections file for camera(s) 60457274, action dropped" in printed
+    assert "S9 Walking: no detections for camera(s) 60457274, action dropped" in printed
     assert "notes.npz: not named" in printed
     with np.load(out / "data_2d_h36m_detectron2_pt_coco.npz", allow_pickle=True) as data:
         positions, metadata = data["positions_2d"].item(), data["metadata"].item()

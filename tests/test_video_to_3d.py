@@ -33,9 +33,9 @@ def tiny_checkpoint(path, **overrides):
 
 
 @pytest.mark.skipif(not HAS_MEDIAPIPE, reason="mediapipe is not installed (see inference/requirements-mediapipe.txt)")
-def test_dancer_end_to_end(tmp_path):
+def test_dancer_end_to_end(tmp_path, trained_checkpoint):
     video = shared_path("data", "video", "dancer.mp4")
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.bin")
+    checkpoint = trained_checkpoint
     (tmp_path / "out").mkdir()
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(video), "--checkpoint", str(checkpoint), "--output", "out/dancer_3d.mp4",
@@ -92,3 +92,34 @@ def test_official_mixste_checkpoint_is_accepted():
     model, config = video_to_3d.load_lifter(fixture)
     assert (config.num_frames, config.num_joints, config.embed_dim, config.depth) == (27, 17, 64, 2)
     assert not model.training
+
+
+@pytest.mark.skipif(not HAS_MEDIAPIPE, reason="mediapipe is not installed (see inference/requirements-mediapipe.txt)")
+def test_seed_command_chain_on_dancer(tmp_path, trained_checkpoint):
+    """The seed's workflow: infer_video.py -> prepare_data_2d_custom.py -> run.py --custom_2d ... --render."""
+    import shutil
+
+    video = shared_path("data", "video", "dancer.mp4")
+    (tmp_path / "input").mkdir()
+    (tmp_path / "data").mkdir()
+    shutil.copy(video, tmp_path / "input" / "myvideos.mp4")
+    shutil.copytree(trained_checkpoint.parent, tmp_path / "checkpoint")
+
+    def run(script, *argv):
+        result = subprocess.run([sys.executable, str(ROOT / script), *argv], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    run("inference/infer_video.py", "--output-dir", "output", "--image-ext", "mp4", "input")
+    run("data/prepare_data_2d_custom.py", "-i", "output", "-o", "myvideos", "--output-dir", "data")
+    out = run("run.py", "--custom_2d", "-d", "custom", "-k", "myvideos", "--data-dir", "data", "-f", "27", "-s", "27",
+              "-c", "checkpoint", "--evaluate", "best_epoch.bin", "--render", "--viz-subject", "myvideos.mp4",
+              "--viz-action", "custom", "--viz-camera", "0", "--viz-export", "output", "--viz-video",
+              "input/myvideos.mp4", "--viz-output", "output.mp4", "--viz-size", "3", "--no-progress")
+    assert "rendered 102 frames" in out
+    poses = np.load(tmp_path / "output.npy")
+    assert poses.shape == (102, 17, 3) and np.isfinite(poses).all()
+    np.testing.assert_allclose(poses[:, 0], 0.0, atol=1e-7)
+    assert np.abs(poses[:, 1:]).max() > 1e-3  # a real lifted pose, not zeros
+    assert video_metadata(tmp_path / "output.mp4")["num_frames"] == 102
