@@ -149,6 +149,25 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
 
 
+def add_subjects_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--subjects`` (Human3.6M subjects to convert, default all) to a preparation script's parser."""
+    parser.add_argument(
+        "--subjects",
+        default=",".join(H36M_SUBJECTS),
+        metavar="LIST",
+        help="comma-separated subjects to convert (default: %(default)s); absent ones are reported and skipped",
+    )
+
+
+def parse_name_list(value: str, flag: str, allowed: tuple[str, ...] | list[str]) -> list[str]:
+    """Comma-separated names, each of which must be in ``allowed``; order kept, duplicates rejected."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in allowed]
+    if not names or bad or len(set(names)) != len(names):
+        raise UserError(f"{flag}: expected distinct comma-separated names from {','.join(allowed)}, got {value!r}")
+    return names
+
+
 def output_paths(output_dir: str | os.PathLike, names: Iterable[str], overwrite: bool) -> list[Path]:
     """Full paths of the outputs; refuses (UserError) when the directory is missing or an output exists already.
 

@@ -31,12 +31,14 @@ from common.prepare_utils import (  # noqa: E402
     H36M_SUBJECTS,
     H5Source,
     add_output_arguments,
+    add_subjects_argument,
     canonical_h36m_action,
     complete_actions,
     describe_written,
     is_corrupted_h36m,
     keypoint_metadata,
     output_paths,
+    parse_name_list,
 )
 
 VARIANTS = {
@@ -57,12 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "-ft", "--fine-tuned", type=Path, metavar="PATH", help="archive/directory of StackedHourglassFineTuned240"
     )
-    parser.add_argument(
-        "--subjects",
-        default=",".join(H36M_SUBJECTS),
-        metavar="LIST",
-        help="comma-separated subjects to convert (default: %(default)s); absent ones are reported and skipped",
-    )
+    add_subjects_argument(parser)
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     if args.pretrained is None and args.fine_tuned is None:
@@ -112,10 +109,7 @@ def convert(path: Path, flag: str, folder: str, subjects: list[str]) -> dict[str
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
-    if not subjects or any(s not in H36M_SUBJECTS for s in subjects):
-        expected = ",".join(H36M_SUBJECTS)
-        raise UserError(f"--subjects: expected a comma-separated subset of {expected}, got {args.subjects!r}")
+    subjects = parse_name_list(args.subjects, "--subjects", H36M_SUBJECTS)
     chosen = [(key, getattr(args, key)) for key in VARIANTS if getattr(args, key) is not None]
     paths = output_paths(args.output_dir, [VARIANTS[key][1] for key, _ in chosen], args.overwrite)
     for (key, source), path in zip(chosen, paths):

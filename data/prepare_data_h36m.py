@@ -36,12 +36,14 @@ from common.prepare_utils import (  # noqa: E402
     H36M_SUBJECTS,
     H5Source,
     add_output_arguments,
+    add_subjects_argument,
     canonical_h36m_action,
     describe_written,
     h36m_action_report,
     is_corrupted_h36m,
     keypoint_metadata,
     output_paths,
+    parse_name_list,
     project_world_to_pixels,
     subject_sort_key,
 )
@@ -63,12 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument(
         "--from-archive", type=Path, metavar="PATH", help="3d-pose-baseline h36m.zip (or its extracted directory)"
     )
-    parser.add_argument(
-        "--subjects",
-        default=",".join(H36M_SUBJECTS),
-        metavar="LIST",
-        help="comma-separated subjects to convert (default: %(default)s); absent ones are reported and skipped",
-    )
+    add_subjects_argument(parser)
     add_output_arguments(parser)
     return parser.parse_args(argv)
 
@@ -160,11 +157,7 @@ def project_ground_truth(positions_3d: dict[str, dict[str, np.ndarray]]) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
-    unknown = [s for s in subjects if s not in H36M_SUBJECTS]
-    if not subjects or unknown:
-        expected = ",".join(H36M_SUBJECTS)
-        raise UserError(f"--subjects: expected a comma-separated subset of {expected}, got {args.subjects!r}")
+    subjects = parse_name_list(args.subjects, "--subjects", H36M_SUBJECTS)
     path_3d, path_2d = output_paths(args.output_dir, [OUTPUT_3D, OUTPUT_2D], args.overwrite)
 
     if args.from_source_cdf is not None:

@@ -35,6 +35,7 @@ from common.prepare_utils import (  # noqa: E402
     describe_written,
     keypoint_metadata,
     output_paths,
+    parse_name_list,
     project_world_to_pixels,
 )
 
@@ -79,15 +80,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def split_list(value: str, flag: str, allowed: tuple[str, ...] | list[str]) -> list[str]:
-    """Comma-separated names, each of which must be in ``allowed``; order kept, duplicates rejected."""
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [n for n in names if n not in allowed]
-    if not names or bad or len(set(names)) != len(names):
-        raise UserError(f"{flag}: expected distinct comma-separated names from {','.join(allowed)}, got {value!r}")
-    return names
-
-
 def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Check the numeric flags; return the subject and action lists."""
     if args.seed < 0:
@@ -98,8 +90,8 @@ def validate(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise UserError(f"--noise-px: expected a non-negative number of pixels, got {args.noise_px}")
     if not 0 <= args.outlier_fraction <= 1:
         raise UserError(f"--outlier-fraction: expected a fraction in [0, 1], got {args.outlier_fraction}")
-    subjects = split_list(args.subjects, "--subjects", H36M_SUBJECTS)
-    actions = split_list(args.actions, "--actions", list(synthetic_motion.ACTIONS))
+    subjects = parse_name_list(args.subjects, "--subjects", H36M_SUBJECTS)
+    actions = parse_name_list(args.actions, "--actions", list(synthetic_motion.ACTIONS))
     return subjects, actions
 
 
