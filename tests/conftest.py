@@ -21,16 +21,22 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def make_tiny_synthetic(tmp_path_factory, actions: str = "Walking") -> Path:
+    """Tiny synthetic data from data/prepare_data_synthetic.py: S1 (train), S9 (test), 100 frames per take."""
+    from data import prepare_data_synthetic
+
+    directory = tmp_path_factory.mktemp("synthetic")
+    prepare_data_synthetic.main(["--output-dir", str(directory), "--frames", "100", "--subjects", "S1,S9",
+                                 "--actions", actions])
+    return directory
+
+
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint trained by this project's run.py (tiny model, 27-frame windows, 1 epoch on tiny synthetic data)."""
     import subprocess
 
-    from data import prepare_data_synthetic
-
-    directory = tmp_path_factory.mktemp("trained")
-    prepare_data_synthetic.main(["--output-dir", str(directory), "--frames", "100", "--subjects", "S1,S9",
-                                 "--actions", "Walking"])
+    directory = make_tiny_synthetic(tmp_path_factory)
     result = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "-d", "synthetic", "-k", "gt", "--data-dir", str(directory),
          "-str", "S1", "-ste", "S9", "-f", "27", "-cs", "16", "-dep", "1", "-e", "1", "--workers", "0",

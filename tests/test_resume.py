@@ -10,18 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, make_tiny_synthetic
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    from data import prepare_data_synthetic
-
-    directory = tmp_path_factory.mktemp("synthetic")
-    prepare_data_synthetic.main(["--output-dir", str(directory), "--frames", "100", "--subjects", "S1,S9",
-                                 "--actions", "Walking"])
-    return directory
+    return make_tiny_synthetic(tmp_path_factory)
 
 
 def _command(tiny_data: Path, checkpoint_dir: Path, *extra: str) -> list[str]:

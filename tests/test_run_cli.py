@@ -10,20 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, make_tiny_synthetic
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ["-f", "9", "-cs", "16", "-dep", "1", "-b", "72", "--workers", "0", "--no-progress", "-gpu", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     """A tiny synthetic dataset: S1 (train) and S9 (test), 2 action groups, 100 frames per take."""
-    from data import prepare_data_synthetic
-
-    directory = tmp_path_factory.mktemp("synthetic")
-    prepare_data_synthetic.main(["--output-dir", str(directory), "--frames", "100", "--subjects", "S1,S9",
-                                 "--actions", "Walking,Sitting"])
-    return directory
+    return make_tiny_synthetic(tmp_path_factory, "Walking,Sitting")
 
 
 def run_py(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
