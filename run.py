@@ -21,10 +21,10 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import arguments, checkpoint, distributed, evaluation, training  # noqa: E402
+from common import arguments, checkpoint, distributed, evaluation, trainer, training  # noqa: E402
 from common.arguments import split_list  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
-from common.run_logging import RunLogger, command_line, export_training_curves  # noqa: E402
+from common.run_logging import RunLogger, command_line  # noqa: E402
 
 PROJECTED_GT = "gt_projected"
 SYNTHETIC_KEYPOINTS = ("gt", "noisy")
@@ -176,6 +176,16 @@ def build_from_checkpoint(args, path: Path, num_joints: int):
     return checkpoint.model_with_weights(config, data, path), config, data
 
 
+def place_model(model, ctx, compile_model: bool, training: bool):
+    """``--compile`` (in place: state-dict keys stay unchanged), then the device and DP/DDP wrapping (evaluation under
+    torchrun runs on rank 0 alone, so it gets the bare model: a DDP forward would wait for the other ranks)."""
+    if compile_model:
+        model.compile()
+    if ctx.distributed and not training:
+        return model.to(ctx.device)
+    return distributed.wrap_model(model, ctx)
+
+
 def predict_settings(args, config, data: RunData) -> evaluation.PredictSettings:
     skeleton = data.dataset.skeleton
     return evaluation.PredictSettings(
@@ -275,7 +285,7 @@ def run_evaluate(args, data: RunData, ctx, logger) -> float | None:
     path = checkpoint.resolve_checkpoint_path(args.evaluate, args.checkpoint, "--evaluate")
     model, config, stored = build_from_checkpoint(args, path, data.dataset.skeleton.num_joints())
     check_frames(config.num_frames, data.test, "-f/--number-of-frames")
-    model = model.to(ctx.device) if ctx.distributed else distributed.wrap_model(model, ctx)
+    model = place_model(model, ctx, args.compile, training=False)
     logger.info(f"loaded {path} ({'official MixSTE' if checkpoint.is_official_mixste(stored) else 'project'} "
                 f"checkpoint, {stored.get('epoch', '?')} epochs)")
     mpjpe = None
@@ -318,7 +328,7 @@ def run_train(args, data: RunData, ctx, logger) -> float:
                         f"{ctx.world_size} processes (need at least one clip each)")
     loader = make_train_loader(clips, global_clips // ctx.world_size, args.seed, args.workers, ctx.rank,
                                ctx.world_size, pin_memory=ctx.device.type == "cuda")
-    model = distributed.wrap_model(model, ctx)
+    model = place_model(model, ctx, args.compile, training=True)
     optimizer = training.make_optimizer(model, args.learning_rate, args.weight_decay)
     amp_dtype = training.AMP_DTYPES.get(args.amp) if ctx.device.type == "cuda" else None
     if args.amp and amp_dtype is None:
@@ -333,21 +343,13 @@ def run_train(args, data: RunData, ctx, logger) -> float:
     step_settings = training.StepSettings(training.LossWeights(weights, args.lambda_tc, args.lambda_vel),
                                           args.grad_clip, amp_dtype)
     schedule = training.LrSchedule(args.learning_rate, args.lr_decay, args.warmup_epochs)
-    start_epoch, best_val = 0, None
-    history = {"epoch": [], "train_mpjpe": [], "val_mpjpe": [], "lr": []}
+    state = trainer.TrainingState(model, optimizer, loader, step_settings, schedule, config.to_dict(), scaler)
     if stored is not None:
-        if stored.get("optimizer") is None or stored.get("loader_state") is None:
-            raise UserError(f"-r {resume_path}: the checkpoint has no optimizer/loader state to resume from")
-        optimizer.load_state_dict(stored["optimizer"])
-        loader.sampler.load_state_dict(stored["loader_state"])
-        if scaler is not None and stored.get("scaler"):
-            scaler.load_state_dict(stored["scaler"])
-        checkpoint.restore_random_state(stored.get("random_state"))
-        start_epoch, best_val = int(stored["epoch"]), stored.get("best_val")
-        history = {key: list(stored.get("history", {}).get(key, [])) for key in history}
-        logger.info(f"resuming from {resume_path} after epoch {start_epoch}")
-    if start_epoch >= args.epochs:
-        raise UserError(f"-e {args.epochs}: the checkpoint already has {start_epoch} epochs; ask for more to resume")
+        trainer.restore_state(state, stored, f"-r {resume_path}")
+        logger.info(f"resuming from {resume_path} after epoch {state.start_epoch}")
+    if state.start_epoch >= args.epochs:
+        raise UserError(f"-e {args.epochs}: the checkpoint already has {state.start_epoch} epochs; ask for more to "
+                        "resume")
 
     logger.info(describe_model(checkpoint.unwrap_model(model), config))
     logger.info(f"training on {len(data.train)} sequences ({sum(len(s) for s in data.train)} frames, {len(clips)} "
@@ -357,76 +359,28 @@ def run_train(args, data: RunData, ctx, logger) -> float:
         logger.info(f"note: the best epoch is selected on the test subjects ({','.join(data.test_subjects)}), as "
                     "MixSTE does; pass --val-subjects to select it on held-out subjects instead")
     settings = predict_settings(args, config, data)
+
+    def validate(eval_model) -> float:
+        results = evaluation.evaluate_sequences(
+            evaluation.model_predict_fn(eval_model, ctx.device), data.val, settings, data.protocol, full=False,
+            joint_mask=eval_joint_mask(data), progress=not args.no_progress, description="validate")
+        return evaluation.summarize(results, data.protocol).headline
+
     out_dir = Path(args.checkpoint)
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(start_epoch, args.epochs):
-        loader.sampler.set_epoch(epoch)
-        stats = training.train_one_epoch(model, loader, optimizer, step_settings, schedule, epoch, ctx.device,
-                                         scaler, progress=not args.no_progress and ctx.is_main, seed=args.seed)
-        names = sorted(stats.losses)
-        totals = distributed.all_reduce_sum([stats.losses[n] * stats.frames for n in names]
-                                            + [stats.frames, stats.data_seconds, stats.seconds], ctx)
-        frames = totals[len(names)]
-        losses = {n: totals[i] / frames for i, n in enumerate(names)}
-        seconds, data_seconds = totals[-1] / ctx.world_size, totals[-2] / ctx.world_size
-        lr = training.learning_rate(schedule, epoch, len(loader) - 1, len(loader))
-        val_mpjpe = None
-        if ctx.is_main and not args.no_eval:
-            eval_model = checkpoint.unwrap_model(model) if ctx.distributed else model  # DDP forward is collective
-            results = evaluation.evaluate_sequences(
-                evaluation.model_predict_fn(eval_model, ctx.device), data.val, settings, data.protocol, full=False,
-                joint_mask=eval_joint_mask(data), progress=not args.no_progress, description="validate")
-            val_mpjpe = evaluation.summarize(results, data.protocol).headline
-        history["epoch"].append(epoch + 1)
-        history["train_mpjpe"].append(losses["mpjpe"])
-        history["val_mpjpe"].append(val_mpjpe)
-        history["lr"].append(lr)
-        improved = ctx.is_main and (args.no_eval or best_val is None or val_mpjpe < best_val)
-        if improved and not args.no_eval:
-            best_val = val_mpjpe
-        fps = frames / seconds if seconds > 0 else 0.0
-        data_share = data_seconds / seconds if seconds > 0 else 0.0
-        logger.info(
-            f"[{epoch + 1}/{args.epochs}] lr {lr:.3g} loss {losses['total']:.4f} (position {losses['position']:.4f}, "
-            f"tc {losses['tc']:.2e}, vel {losses['vel']:.4f}) train MPJPE {losses['mpjpe'] * 1000:.1f} mm"
-            + (f" val MPJPE {val_mpjpe * 1000:.2f} mm" if val_mpjpe is not None else "")
-            + f" | {seconds:.1f} s, {fps:.0f} frames/s, data wait {data_share * 100:.1f}%")
-        logger.scalars({f"train/{n}": v for n, v in losses.items()}, epoch + 1)
-        logger.scalars({"train/lr": lr, "speed/epoch_seconds": seconds, "speed/frames_per_second": fps,
-                        "speed/data_wait_share": data_share}, epoch + 1)
-        if val_mpjpe is not None:
-            logger.scalar("val/mpjpe_mm", val_mpjpe * 1000, epoch + 1)
-        if ctx.is_main:
-            save = dict(model=model, optimizer=optimizer, model_config=config.to_dict(), best_val=best_val,
-                        loader_state=_next_epoch_loader_state(loader.sampler, epoch + 1), history=history,
-                        scaler_state=scaler.state_dict() if scaler is not None else None, args=vars(args),
-                        epoch=epoch + 1, lr=training.learning_rate(schedule, epoch + 1))
-            checkpoint.save_checkpoint(out_dir / "last_epoch.bin", **save)
-            if (epoch + 1) % args.checkpoint_frequency == 0:
-                checkpoint.save_checkpoint(out_dir / f"epoch_{epoch + 1}.bin", **save)
-            if improved:
-                checkpoint.save_checkpoint(out_dir / "best_epoch.bin", **save)
-                logger.info(f"saved best_epoch.bin (epoch {epoch + 1})")
-            if args.export_training_curves:
-                export_training_curves(history, out_dir)
-        logger.flush()
-        distributed.barrier(ctx)
+    loop = trainer.LoopSettings(epochs=args.epochs, checkpoint_dir=out_dir,
+                                checkpoint_frequency=args.checkpoint_frequency, seed=args.seed,
+                                export_curves=args.export_training_curves,
+                                progress=not args.no_progress, time_budget_seconds=args.time_budget * 60,
+                                run_args=vars(args))
+    trainer.run_epochs(state, loop, None if args.no_eval else validate, ctx, logger)
     mpjpe = float("nan")
     if ctx.is_main:
         best_path = out_dir / "best_epoch.bin"
         final_model, final_config, stored = build_from_checkpoint(args, best_path, num_joints)
-        final_model = final_model.to(ctx.device) if ctx.distributed else distributed.wrap_model(final_model, ctx)
+        final_model = place_model(final_model, ctx, args.compile, training=False)
         mpjpe = final_evaluation(args, final_model, final_config, data, ctx, logger, best_path, stored["epoch"])
     distributed.barrier(ctx)
     return mpjpe
-
-
-def _next_epoch_loader_state(sampler, next_epoch: int) -> dict:
-    """The sampler state at the start of ``next_epoch`` (what a resumed run must continue with)."""
-    state = sampler.state_dict(consumed=0)
-    state["epoch"] = next_epoch
-    return state
 
 
 # --- entry point -------------------------------------------------------------------------------------------------

@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--amp", nargs="?", const="bf16", default=None, choices=AMP_MODES,
                        help="mixed precision on CUDA: --amp = bf16, --amp fp16 uses a gradient scaler "
                             "(default: off, fp32; CPU runs always fp32)")
+    train.add_argument("--time-budget", default=0.0, type=_non_negative_float, metavar="MIN",
+                       help="stop training at the first step after MIN minutes (0: no budget; the partial epoch is "
+                            "saved and evaluated like a full one)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (inductor; on the CPU it needs a C++ compiler): slower start, "
+                            "faster steps (measured here at F=243 C=512: training 1.2x, inference 1.2x)")
     train.add_argument("--seed", default=0, type=int, help="random seed (weights, clip order, flips)")
     train.add_argument("-gpu", "--gpu", default="0", metavar="LIST",
                        help="GPU ids, e.g. 0,1 (DataParallel over them); 'cpu' forces the CPU")

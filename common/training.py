@@ -75,6 +75,7 @@ class EpochStats:
     steps: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
+    stopped_early: bool = False  # should_stop() ended the epoch before the loader was exhausted
 
     @property
     def frames_per_second(self) -> float:
@@ -152,8 +153,11 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                     schedule: LrSchedule, epoch: int, device: torch.device,
                     scaler: torch.amp.GradScaler | None = None, progress: bool = True,
                     steps_per_epoch: int | None = None, seed: int | None = None,
-                    on_step: Callable[[int, dict[str, float]], object] | None = None) -> EpochStats:
+                    on_step: Callable[[int, dict[str, float]], object] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> EpochStats:
     """Train for one epoch over ``loader`` (items ``(inputs_2d, targets_3d, intrinsic)``).
+
+    ``should_stop()`` is asked after every step (e.g. a time budget); True ends the epoch there.
 
     With ``seed`` the RNGs are re-seeded by `seed_epoch` right after the loader's iterator is created (creating one
     draws from torch's RNG only when it is not persistent, so seeding after it keeps resumed runs exact).
@@ -184,6 +188,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         bar.update(1)
         if on_step is not None:
             on_step(step, terms)
+        if should_stop is not None and step + 1 < steps_per_epoch and should_stop():
+            stats.stopped_early = True
+            break
         last = time.perf_counter()
     bar.close()
     stats.seconds = time.perf_counter() - start
