@@ -299,9 +299,34 @@ def run_evaluate(args, data: RunData, ctx, logger) -> float | None:
 # --- training ----------------------------------------------------------------------------------------------------
 
 
+def make_loader(args, data: RunData, num_frames: int, ctx):
+    """Training clips of ``num_frames`` every ``-s`` frames (flip augmentation unless ``-no-da``), ``-b`` frames per
+    step split over the torchrun processes."""
+    from common.clips import TrainClips, make_train_loader
+
+    skeleton = data.dataset.skeleton
+    clips = TrainClips(data.train, num_frames, args.stride or num_frames, flip=args.data_augmentation,
+                       kps_left=data.keypoints.kps_left, kps_right=data.keypoints.kps_right,
+                       joints_left=skeleton.joints_left(), joints_right=skeleton.joints_right())
+    global_clips = max(1, args.batch_size // num_frames)
+    if global_clips < ctx.world_size:
+        raise UserError(f"-b {args.batch_size}: {global_clips} clip(s) per step cannot be split over "
+                        f"{ctx.world_size} processes (need at least one clip each)")
+    return make_train_loader(clips, global_clips // ctx.world_size, args.seed, args.workers, ctx.rank,
+                             ctx.world_size, pin_memory=ctx.device.type == "cuda")
+
+
+def loss_weights(args, num_joints: int) -> training.LossWeights:
+    """MixSTE's joint weights for H36M-17 joints (``--joint-weights dataset``) plus the TC and velocity terms."""
+    from common.metrics import joint_weights_for
+
+    found = joint_weights_for(num_joints) if args.joint_weights == "dataset" else None
+    weights = tuple(float(w) for w in found) if found is not None else None
+    return training.LossWeights(weights, args.lambda_tc, args.lambda_vel)
+
+
 def run_train(args, data: RunData, ctx, logger) -> float:
     """Train (optionally resuming), validate each epoch, write checkpoints, then evaluate best_epoch.bin."""
-    from common.clips import TrainClips, make_train_loader
     from common.model import build_model
     from common.model_cost import describe_model
 
@@ -317,31 +342,14 @@ def run_train(args, data: RunData, ctx, logger) -> float:
         config = resolve_model_config(args, num_joints, None, "model flags")
         model, stored = build_model(config), None
     check_frames(config.num_frames, data.train, "-f/--number-of-frames")
-    stride = args.stride or config.num_frames
-    skeleton = data.dataset.skeleton
-    clips = TrainClips(data.train, config.num_frames, stride, flip=args.data_augmentation,
-                       kps_left=data.keypoints.kps_left, kps_right=data.keypoints.kps_right,
-                       joints_left=skeleton.joints_left(), joints_right=skeleton.joints_right())
-    global_clips = max(1, args.batch_size // config.num_frames)
-    if global_clips < ctx.world_size:
-        raise UserError(f"-b {args.batch_size}: {global_clips} clip(s) per step cannot be split over "
-                        f"{ctx.world_size} processes (need at least one clip each)")
-    loader = make_train_loader(clips, global_clips // ctx.world_size, args.seed, args.workers, ctx.rank,
-                               ctx.world_size, pin_memory=ctx.device.type == "cuda")
+    loader = make_loader(args, data, config.num_frames, ctx)
     model = place_model(model, ctx, args.compile, training=True)
     optimizer = training.make_optimizer(model, args.learning_rate, args.weight_decay)
     amp_dtype = training.AMP_DTYPES.get(args.amp) if ctx.device.type == "cuda" else None
     if args.amp and amp_dtype is None:
         logger.info(f"--amp {args.amp}: mixed precision needs CUDA; the CPU runs in fp32")
     scaler = training.make_grad_scaler(amp_dtype, ctx.device)
-    weights = None
-    if args.joint_weights == "dataset":
-        from common.metrics import joint_weights_for
-
-        found = joint_weights_for(num_joints)
-        weights = tuple(float(w) for w in found) if found is not None else None
-    step_settings = training.StepSettings(training.LossWeights(weights, args.lambda_tc, args.lambda_vel),
-                                          args.grad_clip, amp_dtype)
+    step_settings = training.StepSettings(loss_weights(args, num_joints), args.grad_clip, amp_dtype)
     schedule = training.LrSchedule(args.learning_rate, args.lr_decay, args.warmup_epochs)
     state = trainer.TrainingState(model, optimizer, loader, step_settings, schedule, config.to_dict(), scaler)
     if stored is not None:
@@ -352,9 +360,10 @@ def run_train(args, data: RunData, ctx, logger) -> float:
                         "resume")
 
     logger.info(describe_model(checkpoint.unwrap_model(model), config))
+    clips, per_process = loader.dataset, loader.batch_size
     logger.info(f"training on {len(data.train)} sequences ({sum(len(s) for s in data.train)} frames, {len(clips)} "
-                f"clips of {config.num_frames} frames every {stride}), {global_clips} clips per step "
-                f"({global_clips // ctx.world_size} per process), {len(loader)} steps per epoch; {ctx.describe()}")
+                f"clips of {config.num_frames} frames every {clips.stride}), {per_process * ctx.world_size} clips per "
+                f"step ({per_process} per process), {len(loader)} steps per epoch; {ctx.describe()}")
     if data.val_subjects == data.test_subjects and not args.no_eval:
         logger.info(f"note: the best epoch is selected on the test subjects ({','.join(data.test_subjects)}), as "
                     "MixSTE does; pass --val-subjects to select it on held-out subjects instead")
