@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "saved and evaluated like a full one)")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the model (inductor; on the CPU it needs a C++ compiler): slower start, "
-                            "faster steps (measured here at F=243 C=512: training 1.2x, inference 1.2x)")
+                            "faster steps (measured here at F=243 C=512: training about 1.2x)")
     train.add_argument("--seed", default=0, type=int, help="random seed (weights, clip order, flips)")
     train.add_argument("-gpu", "--gpu", default="0", metavar="LIST",
                        help="GPU ids, e.g. 0,1 (DataParallel over them); 'cpu' forces the CPU")
