@@ -1,4 +1,4 @@
-"""Shared test helpers: location of ../shared and a skip marker for tests that need it."""
+"""Shared test helpers: location of ../shared, a skip marker for tests that need it, tiny data and models."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -44,3 +46,14 @@ def trained_checkpoint(tmp_path_factory) -> Path:
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return directory / "checkpoint" / "best_epoch.bin"
+
+
+class OffsetModel(nn.Module):
+    """prediction = input lifted to 3D (z = 0) + a learned offset: its gradient is easy to compute by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.zeros_like(x[..., :1])], dim=-1) + self.offset

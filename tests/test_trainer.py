@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 import torch
-from torch import nn
+from conftest import OffsetModel
 from torch.utils.data import DataLoader, TensorDataset
 
 from common import checkpoint, trainer, training
@@ -15,24 +15,13 @@ from common.distributed import DeviceContext
 from common.run_logging import RunLogger
 
 
-class _Offset(nn.Module):
-    """prediction = input lifted to 3D + a learned offset (a model small enough to reason about)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.offset = nn.Parameter(torch.zeros(3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, torch.zeros_like(x[..., :1])], dim=-1) + self.offset
-
-
 def _state(steps_per_epoch: int = 3) -> trainer.TrainingState:
     clips = 2 * steps_per_epoch
     targets = torch.zeros(clips, 4, 17, 3)
     targets[..., 2] = 2.0
     dataset = TensorDataset(torch.zeros(clips, 4, 17, 2), targets, torch.zeros(clips, 9))
     loader = DataLoader(dataset, batch_size=2, sampler=SeedableSampler(clips, seed=0, shuffle=True, flip=False))
-    model = _Offset()
+    model = OffsetModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     return trainer.TrainingState(model, optimizer, loader, training.StepSettings(training.LossWeights(None, 0, 0)),
                                  training.LrSchedule(0.1, lr_decay=0.5), {"note": "tiny"})

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from conftest import OffsetModel
 from torch.utils.data import DataLoader, TensorDataset
 
 from common import training
@@ -39,20 +39,9 @@ def test_pose_loss_matches_independent_formula():
     assert float(unweighted_total) == pytest.approx(plain, rel=1e-12)
 
 
-class _Offset(nn.Module):
-    """prediction = input lifted to 3D (z = 0) + a learned offset: the gradient is easy to compute by hand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.offset = nn.Parameter(torch.zeros(3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, torch.zeros_like(x[..., :1])], dim=-1) + self.offset
-
-
 def test_train_step_backpropagates_the_loss_itself():
     """MixSTE's loss.backward(loss) would scale the gradient by the loss value; ours is d(loss)/d(theta)."""
-    model = _Offset()
+    model = OffsetModel()
     inputs = torch.zeros(2, 4, 17, 2)
     targets = torch.zeros(2, 4, 17, 3)
     targets[..., 0] = 3.0  # every joint 3 m away along x: loss = |offset - (3,0,0)| = 3, gradient (-1, 0, 0)
@@ -65,7 +54,7 @@ def test_train_step_backpropagates_the_loss_itself():
 
 
 def test_gradient_clipping_bounds_the_step():
-    model = _Offset()
+    model = OffsetModel()
     inputs = torch.zeros(1, 3, 17, 2)
     targets = torch.zeros(1, 3, 17, 3)
     targets[..., 1] = 1.0
@@ -88,7 +77,7 @@ def test_learning_rate_schedule():
 
 
 def test_optimizer_is_adamw_with_weight_decay():
-    optimizer = training.make_optimizer(_Offset(), lr=2e-4, weight_decay=0.1)
+    optimizer = training.make_optimizer(OffsetModel(), lr=2e-4, weight_decay=0.1)
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.param_groups[0]["weight_decay"] == 0.1 and optimizer.param_groups[0]["lr"] == 2e-4
 
@@ -99,7 +88,7 @@ def test_train_one_epoch_statistics_and_lr():
     targets = torch.zeros(6, 4, 17, 3)
     targets[..., 2] = 2.0
     loader = DataLoader(TensorDataset(inputs, targets, torch.zeros(6, 9)), batch_size=2)
-    model = _Offset()
+    model = OffsetModel()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     schedule = training.LrSchedule(lr=0.5, lr_decay=0.5)
     stats = training.train_one_epoch(model, loader, optimizer, training.StepSettings(training.LossWeights(None, 0, 0)),
