@@ -176,11 +176,12 @@ def build_from_checkpoint(args, path: Path, num_joints: int):
     return checkpoint.model_with_weights(config, data, path), config, data
 
 
-def place_model(model, ctx, compile_model: bool, training: bool):
+def place_model(model, ctx, compile_model: bool, training: bool, log):
     """``--compile`` (in place: state-dict keys stay unchanged), then the device and DP/DDP wrapping (evaluation under
     torchrun runs on rank 0 alone, so it gets the bare model: a DDP forward would wait for the other ranks)."""
     if compile_model:
         model.compile()
+        log("--compile: the model runs through torch.compile (inductor); the first steps include compilation")
     if ctx.distributed and not training:
         return model.to(ctx.device)
     return distributed.wrap_model(model, ctx)
@@ -285,7 +286,7 @@ def run_evaluate(args, data: RunData, ctx, logger) -> float | None:
     path = checkpoint.resolve_checkpoint_path(args.evaluate, args.checkpoint, "--evaluate")
     model, config, stored = build_from_checkpoint(args, path, data.dataset.skeleton.num_joints())
     check_frames(config.num_frames, data.test, "-f/--number-of-frames")
-    model = place_model(model, ctx, args.compile, training=False)
+    model = place_model(model, ctx, args.compile, training=False, log=logger.info)
     logger.info(f"loaded {path} ({'official MixSTE' if checkpoint.is_official_mixste(stored) else 'project'} "
                 f"checkpoint, {stored.get('epoch', '?')} epochs)")
     mpjpe = None
@@ -343,7 +344,7 @@ def run_train(args, data: RunData, ctx, logger) -> float:
         model, stored = build_model(config), None
     check_frames(config.num_frames, data.train, "-f/--number-of-frames")
     loader = make_loader(args, data, config.num_frames, ctx)
-    model = place_model(model, ctx, args.compile, training=True)
+    model = place_model(model, ctx, args.compile, training=True, log=logger.info)
     optimizer = training.make_optimizer(model, args.learning_rate, args.weight_decay)
     amp_dtype = training.AMP_DTYPES.get(args.amp) if ctx.device.type == "cuda" else None
     if args.amp and amp_dtype is None:
@@ -386,7 +387,8 @@ def run_train(args, data: RunData, ctx, logger) -> float:
     if ctx.is_main:
         best_path = out_dir / "best_epoch.bin"
         final_model, final_config, stored = build_from_checkpoint(args, best_path, num_joints)
-        final_model = place_model(final_model, ctx, args.compile, training=False)
+        final_model = place_model(final_model, ctx, args.compile, training=False,
+                                  log=logger.info)
         mpjpe = final_evaluation(args, final_model, final_config, data, ctx, logger, best_path, stored["epoch"])
     distributed.barrier(ctx)
     return mpjpe

@@ -38,7 +38,7 @@ class TrainingState:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    loader: torch.utils.data.DataLoader  # its sampler has set_epoch / state_dict (`common.clips.ClipSampler`)
+    loader: torch.utils.data.DataLoader  # its sampler has set_epoch / state_dict (`common.clips.SeedableSampler`)
     step_settings: training.StepSettings
     schedule: training.LrSchedule
     model_config: dict

@@ -155,6 +155,7 @@ def test_compile_trains_the_same_model_as_eager(tiny_data, tmp_path):
     eager = run_py(*common, "-c", "eager", cwd=tmp_path)
     compiled = run_py(*common, "-c", "compiled", "--compile", cwd=tmp_path)
     assert eager.returncode == 0 and compiled.returncode == 0, compiled.stderr[-2000:]
+    assert "runs through torch.compile" in compiled.stdout and "torch.compile" not in eager.stdout
     weights = [torch.load(tmp_path / name / "last_epoch.bin", weights_only=True)["model_pos"]
                for name in ("eager", "compiled")]
     assert weights[0].keys() == weights[1].keys()
