@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from common import arguments, checkpoint, distributed, evaluation, trainer, training  # noqa: E402
 from common.arguments import split_list  # noqa: E402
+from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.run_logging import RunLogger, command_line  # noqa: E402
 
@@ -406,6 +407,8 @@ def main(argv: list[str] | None = None) -> float | None:
         started = time.perf_counter()
         logger.info(command_line())
         logger.text("command", command_line())
+        if keep_freed_memory():
+            logger.info("CPU memory: glibc malloc recycles freed buffers up to 32 MiB (no page faults every step)")
         data = load_run_data(args, logger.info)
         if args.evaluate:
             result = run_evaluate(args, data, ctx, logger)

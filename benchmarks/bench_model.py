@@ -20,7 +20,7 @@ busy machine; peak memory is measured separately in one fresh process per (confi
 The numbers are wall-clock: run the script more than once.
 
 Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixste,default,poolformer]
-       [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train]
+       [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.model import PRESETS, apply_preset, build_model  # noqa: E402
 from common.model_cost import count_macs  # noqa: E402
@@ -100,6 +101,8 @@ def _time_presets(job: dict, queue) -> None:
     load from other processes on the machine hits all presets alike."""
     try:
         torch.set_num_threads(job["threads"])
+        if job["keep_freed_memory"]:
+            keep_freed_memory()
         torch.manual_seed(0)
         steps = {}
         for preset in job["presets"]:
@@ -122,6 +125,8 @@ def _peak_memory(job: dict, queue) -> None:
     """Child process: peak resident memory of two eager calls of one preset, and its rise above the baseline."""
     try:
         torch.set_num_threads(job["threads"])
+        if job["keep_freed_memory"]:
+            keep_freed_memory()
         baseline = _max_rss_mib()
         config = apply_preset(job["preset"], job["overrides"])
         _, step = _make_step(config, job["mode"], job["batch"], compile_model=False)
@@ -158,6 +163,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1, help="clips per call")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor) before timing")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step measurements")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc malloc untuned (run.py tunes it: common/cpu_allocator.py); for comparison")
     args = parser.parse_args()
     for name, choices, flag in ((args.configs, CONFIGS, "--configs"), (args.presets, PRESETS, "--presets")):
         unknown = [item for item in name.split(",") if item not in choices]
@@ -176,7 +183,7 @@ def main() -> None:
     configs, presets = args.configs.split(","), args.presets.split(",")
     modes = ["inference"] if args.no_train else ["inference", "train"]
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, compile={args.compile}, "
-          f"repeats {args.repeats} (+{args.warmup} warm-up)")
+          f"repeats {args.repeats} (+{args.warmup} warm-up), malloc {'system' if args.system_malloc else 'tuned'}")
     mlp_shapes = [(CONFIGS[c]["num_frames"] * 17, CONFIGS[c]["embed_dim"], 2 * CONFIGS[c]["embed_dim"])
                   for c in configs]
     ceiling_shapes = [(2048, 2048, 2048), *mlp_shapes]
@@ -190,7 +197,8 @@ def main() -> None:
         results = {}
         for mode in modes:
             job = {"overrides": overrides, "presets": presets, "mode": mode, "threads": args.threads,
-                   "batch": args.batch, "compile": args.compile, "repeats": args.repeats, "warmup": args.warmup}
+                   "batch": args.batch, "compile": args.compile, "repeats": args.repeats, "warmup": args.warmup,
+                   "keep_freed_memory": not args.system_malloc}
             times = run_child(_time_presets, job)["times"]
             for preset in presets:
                 config = apply_preset(preset, overrides)

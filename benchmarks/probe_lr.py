@@ -28,6 +28,7 @@ from tqdm import tqdm  # noqa: E402
 
 from common import training  # noqa: E402
 from common.clips import TrainClips, make_train_loader  # noqa: E402
+from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.datasets import build_sequences, load_dataset, load_keypoints  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.metrics import joint_weights_for  # noqa: E402
@@ -99,6 +100,7 @@ def probe(args, lr: float, warmup: int, clips: TrainClips, config) -> tuple[list
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     path = Path(args.data_dir) / "data_3d_h36m.npz"

@@ -15,6 +15,11 @@ Mixers:
 - `AttentionMixer`: multi-head self-attention exactly as MixSTE (qkv projection with bias, softmax(q k^T / sqrt(d)) v,
   output projection); parameter names ``qkv`` / ``proj`` match MixSTE's so its checkpoints map one to one.
 
+Every mixer also has ``add_mixed(x, normed, scale)`` = ``x + scale * mixer(normed)``, the residual update of its block,
+used by the block's inference path (eval mode, no autograd). It is the same function computed in fewer passes over
+memory: where the mixer ends in a matrix product (`FcMixer`'s ``W - I``, `AttentionMixer`'s output projection) the
+residual is accumulated by that product itself, otherwise it is one fused ``x + scale * m`` (``addcmul``).
+
 The pooling mixer works on the ``(B, F, J, C)`` memory layout directly: viewed as a ``(B, C, F, J)`` tensor it is
 exactly PyTorch's channels-last layout, so ``avg_pool2d`` pools along F (kernel ``(k, 1)``) or J (kernel ``(1, k)``)
 with its vectorised channels-last kernel and no transpose copy.
@@ -71,6 +76,11 @@ def window_mean(x: torch.Tensor, axis: str, window: int, dilation: int = 1) -> t
     return total / count.view(shape)
 
 
+def add_scaled(x: torch.Tensor, mixed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """``x + scale * mixed`` in one pass (``scale``: per-channel layer scale, or None for 1)."""
+    return x + mixed if scale is None else torch.addcmul(x, scale, mixed)
+
+
 class PoolMixer(nn.Module):
     """PoolFormer token mixer: ``window_mean(x) - x`` along one axis (no parameters)."""
 
@@ -89,6 +99,9 @@ class PoolMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return window_mean(x, self.axis, self.window, self.dilation) - x
+
+    def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        return add_scaled(x, self(normed), scale)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, window={self.window}, dilation={self.dilation}"
@@ -120,6 +133,9 @@ class GraphMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.matmul(self.mixing, x)  # (J, J) @ (B, F, J, C): the same mixing for every clip and frame
 
+    def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        return add_joint_mixing(x, self.mixing, normed) if scale is None else add_scaled(x, self(normed), scale)
+
 
 class FcMixer(nn.Module):
     """MetaFormer's learned spatial token mixing: a learnable ``J x J`` matrix ``W`` across joints, ``W x - x``.
@@ -136,6 +152,21 @@ class FcMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (W - I) x in one matrix product (J x J, folded before use), contiguous in the model layout
         return torch.matmul(self.weight - self.identity, x)
+
+    def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        if scale is not None:
+            return add_scaled(x, self(normed), scale)
+        return add_joint_mixing(x, self.weight - self.identity, normed)
+
+
+def add_joint_mixing(x: torch.Tensor, mixing: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+    """``x + mixing @ normed`` for a ``(J, J)`` mixing matrix and ``(B, F, J, C)`` tensors: one batched product that
+    accumulates into a copy of ``x`` (``baddbmm``), instead of a product and a separate residual add."""
+    b, f, j, c = x.shape
+    batch = b * f
+    return torch.baddbmm(
+        x.reshape(batch, j, c), mixing.expand(batch, j, j), normed.reshape(batch, j, c)
+    ).view(b, f, j, c)
 
 
 class AttentionMixer(nn.Module):
@@ -154,15 +185,43 @@ class AttentionMixer(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention over this mixer's axis BEFORE the output projection, in and out in the model layout (B, F, J, C).
+
+        Spatial sequences (the joints of a frame) are already contiguous in the model layout, so the qkv projection
+        runs on it directly; temporal sequences (the frames of a joint) are gathered by one copy of the input. The
+        heads are split by a view; the only other copy merges the heads back into ``(B, F, J, C)``.
+        """
         b, f, j, _ = x.shape
-        pattern = "b f j c -> (b f) j c" if self.axis == SPATIAL else "b f j c -> (b j) f c"
-        tokens = einops.rearrange(x, pattern)
-        q, k, v = einops.rearrange(self.qkv(tokens), "n l (three h d) -> three n h l d", three=3, h=self.num_heads)
+        if self.axis == SPATIAL:  # (b, f, sequence of j)
+            tokens, merge = x, "(b f) h j d -> b f j (h d)"
+        else:  # (b, j, sequence of f)
+            tokens, merge = einops.rearrange(x, "b f j c -> b j f c"), "(b j) h f d -> b f j (h d)"
+        qkv = self.qkv(tokens)
+        # 4-D (sequences, heads, length, head dim) views: SDPA's fused CPU kernel takes only 4-D inputs
+        q, k, v = einops.rearrange(qkv, "n m l (three h d) -> three (n m) h l d", three=3, h=self.num_heads)
         mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
-        out = self.proj_drop(self.proj(einops.rearrange(mixed, "n h l d -> n l (h d)")))
-        back = "(b f) j c -> b f j c" if self.axis == SPATIAL else "(b j) f c -> b f j c"
-        return einops.rearrange(out, back, b=b, f=f, j=j)
+        return einops.rearrange(mixed, merge, b=b, f=f, j=j)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj_drop(self.proj(self.attend(x)))
+
+    def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        return add_linear(x, self.attend(normed), self.proj, scale)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, num_heads={self.num_heads}, attn_drop={self.attn_drop}"
+
+
+def add_linear(x: torch.Tensor, inputs: torch.Tensor, linear: nn.Linear, scale: torch.Tensor | None) -> torch.Tensor:
+    """``x + scale * linear(inputs)`` with the residual accumulated by the matrix product itself (``addmm_`` into
+    ``x + bias``): no separate bias copy and residual add. ``scale`` (layer scale) is folded into the weights."""
+    weight, bias = linear.weight, linear.bias
+    if scale is not None:
+        weight = weight * scale[:, None]
+        bias = None if bias is None else bias * scale
+    out = (x if bias is None else x + bias).contiguous()
+    if out is x:
+        out = x.clone()
+    out.view(-1, out.shape[-1]).addmm_(inputs.reshape(-1, inputs.shape[-1]), weight.t())
+    return out

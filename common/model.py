@@ -7,7 +7,8 @@ Reading order, top to bottom:
    seed's literal design) and ``default`` (learned spatial fc mixer + temporal pooling, the best measured combination).
 2. `temporal_pool_windows`: the per-layer temporal pooling window (``fixed``, ``growing``, ``dilated``) and its reach.
 3. `MetaFormerBlock`: ``x = x + DropPath(LayerScale(mixer(norm1(x))))``,
-   then ``x = x + DropPath(LayerScale(MLP(norm2(x))))``.
+   then ``x = x + DropPath(LayerScale(MLP(norm2(x))))`` (in eval mode without autograd, `forward_inference` computes
+   the same function with the residual adds folded into the matrix products).
 4. `PoseMetaFormer`: per-joint embedding, learned spatial / temporal position embeddings, ``depth`` strictly alternating
    spatial / temporal blocks, head ``LayerNorm + Linear(C -> 3)``.
 
@@ -27,7 +28,7 @@ from timm.layers import drop_path as timm_drop_path
 from torch import nn
 
 from common.errors import UserError
-from common.mixers import SPATIAL, TEMPORAL, AttentionMixer, FcMixer, GraphMixer, PoolMixer
+from common.mixers import SPATIAL, TEMPORAL, AttentionMixer, FcMixer, GraphMixer, PoolMixer, add_linear
 
 H36M_17_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
 SPATIAL_MIXERS = ("pool", "graph", "fc", "attention")
@@ -239,8 +240,25 @@ class MetaFormerBlock(nn.Module):
         self.drop_path = SequenceDropPath(drop_path, axis) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and not torch.is_grad_enabled():
+            return self.forward_inference(x)
         x = x + self.drop_path(self.layer_scale1(self.mixer(self.norm1(x))))
         return x + self.drop_path(self.layer_scale2(self.mlp(self.norm2(x))))
+
+    def forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` in eval mode without autograd (DropPath and dropout are identities): the same function, computed
+        in fewer passes over memory. Each residual is accumulated by the matrix product that ends its branch (the
+        MLP's fc2, the attention output projection, the fc mixer's ``W - I``), layer scale is folded into those
+        weights, and GELU runs in place. Tests check it against `forward` with autograd on."""
+        x = self.mixer.add_mixed(x, self.norm1(x), _layer_scale(self.layer_scale1))
+        hidden = self.mlp.fc1(self.norm2(x))
+        hidden = torch.ops.aten.gelu_(hidden, approximate=self.mlp.act.approximate)
+        return add_linear(x, hidden, self.mlp.fc2, _layer_scale(self.layer_scale2))
+
+
+def _layer_scale(module: nn.Module) -> torch.Tensor | None:
+    """The per-channel factors of a timm `LayerScale`, or None for `nn.Identity` (no layer scale)."""
+    return module.gamma if isinstance(module, LayerScale) else None
 
 
 class PoseMetaFormer(nn.Module):

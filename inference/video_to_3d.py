@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from common.camera import normalize_screen_coordinates  # noqa: E402
 from common.checkpoint import is_official_mixste, load_checkpoint, model_with_weights  # noqa: E402
 from common.clips import predict_sequence  # noqa: E402
+from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.datasets.custom import nominal_camera  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.io_utils import atomic_write  # noqa: E402
@@ -107,6 +108,7 @@ def rate(frames: int, seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     video = Path(args.video)
     output = Path(args.output)
     export = Path(args.export) if args.export else output.with_suffix(".npy")

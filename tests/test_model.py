@@ -49,6 +49,59 @@ def test_output_shape_and_clips_are_independent(preset):
     torch.testing.assert_close(out_changed[1:], out[1:], atol=1e-5, rtol=1e-5)
 
 
+INFERENCE_PATH_CASES = [
+    ("default", {}),
+    ("mixste", {}),
+    ("poolformer", {}),
+    ("default", {"layer_scale_init": 0.5}),
+    ("mixste", {"layer_scale_init": 0.3}),
+    ("default", {"spatial_mixer": "graph", "temporal_pool_schedule": "dilated"}),
+    ("default", {"spatial_mixer": "attention", "temporal_pool_schedule": "growing"}),
+]
+
+
+@pytest.mark.parametrize("preset,overrides", INFERENCE_PATH_CASES)
+def test_inference_path_computes_the_same_function_as_the_autograd_path(preset, overrides):
+    # eval mode without autograd takes MetaFormerBlock.forward_inference (residuals folded into the matrix products,
+    # layer scale folded into weights, GELU in place); with autograd on, the block runs the paper-figure forward.
+    torch.manual_seed(0)
+    model = build_model(tiny(preset, num_heads=4, **overrides)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():  # move away from the zero / identity initialisation
+            parameter.add_(0.2 * torch.randn_like(parameter))
+    clips = torch.randn(3, 9, 17, 2)
+    reference = model(clips)
+    assert reference.requires_grad
+    with torch.no_grad():
+        fast = model(clips)
+    with torch.inference_mode():
+        fast_inference_mode = model(clips)
+    assert reference.abs().max() > 0.3
+    torch.testing.assert_close(fast, reference.detach(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast_inference_mode, fast, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mixer_name", ["pool", "graph", "fc", "attention"])
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_add_mixed_is_the_scaled_residual_update(mixer_name, with_scale):
+    from common.model import build_mixer
+
+    torch.manual_seed(1)
+    config = tiny(spatial_mixer=mixer_name, num_heads=4)
+    mixer = build_mixer(config, "spatial", 0).eval()
+    with torch.no_grad():
+        for parameter in mixer.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+        x, normed = torch.randn(2, 9, 17, 16), torch.randn(2, 9, 17, 16)
+        scale = 0.5 + torch.rand(16) if with_scale else None
+        expected = x + (scale if with_scale else 1.0) * mixer(normed)
+        x_before = x.clone()
+        got = mixer.add_mixed(x, normed, scale)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert got.shape == x.shape and got.is_contiguous()
+    torch.testing.assert_close(x, x_before, rtol=0, atol=0)  # the residual input is not modified in place
+
+
 def test_wrong_number_of_frames_is_a_clear_error():
     model = build_model(tiny())
     with pytest.raises(ValueError, match="9 frames"):
@@ -248,3 +301,16 @@ def test_config_round_trips_through_json():
     assert restored == config
     assert restored.skeleton_parents == H36M_17_PARENTS and isinstance(restored.skeleton_parents, tuple)
     assert restored.layer_scale_init == 1e-5
+
+
+@pytest.mark.parametrize("axis", ["spatial", "temporal"])
+def test_attention_mixer_runs_the_fused_sdpa_kernel(axis):
+    # 5-D or otherwise unsupported inputs make scaled_dot_product_attention fall back to its slow "math" path
+    from common.mixers import AttentionMixer
+
+    mixer = AttentionMixer(axis, 32, 4).eval()
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        mixer(torch.randn(2, 9, 17, 32))
+    names = {event.key for event in profile.key_averages()}
+    assert "aten::_scaled_dot_product_attention_math" not in names
+    assert any("flash_attention" in name for name in names), sorted(names)
