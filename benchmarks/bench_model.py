@@ -4,7 +4,8 @@ Prints, for every configuration (``paper``: F=243, C=512, depth 8 as MixSTE; ``s
 every preset (``default`` fc+pool, ``poolformer`` pool+pool, ``mixste`` attention+attention):
 
 - inference throughput (frames/s = batch * F / time of one forward pass, ``torch.inference_mode``);
-- training-step throughput (forward + backward + AdamW step on an MPJPE loss);
+- training-step throughput (forward + backward + AdamW step on an MPJPE loss; stochastic depth `--drop-path`, by
+  default run.py's default for a new model, 0);
 - peak resident memory (eager) of a fresh process running only that preset and mode, and its rise above the
   process baseline after ``import torch`` (model, activations and optimiser state included);
 - achieved GFLOP/s of the best call (analytic MACs of `common.model_cost`, x2; a training step counts 3x the
@@ -20,7 +21,8 @@ busy machine; peak memory is measured separately in one fresh process per (confi
 The numbers are wall-clock: run the script more than once.
 
 Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixste,default,poolformer]
-       [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train] [--system-malloc]
+       [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train] [--no-memory]
+       [--drop-path 0.0] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from common.arguments import MODEL_FLAG_DEFAULTS  # noqa: E402
 from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
 from common.model import PRESETS, apply_preset, build_model  # noqa: E402
@@ -138,6 +141,12 @@ def _peak_memory(job: dict, queue) -> None:
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
 
+def _memory_columns(memory: dict | None) -> str:
+    if memory is None:  # --no-memory
+        return f"{'-':>8} {'-':>7}"
+    return f"{memory['peak_mib']:8.0f} {memory['rise_mib']:7.0f}"
+
+
 def run_child(target, job: dict) -> dict:
     """Run ``target(job, queue)`` in a fresh spawned process and return what it reported."""
     context = mp.get_context("spawn")
@@ -163,6 +172,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1, help="clips per call")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor) before timing")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step measurements")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-memory measurements (one fresh process per preset and mode; faster)")
+    parser.add_argument("--drop-path", type=float, default=MODEL_FLAG_DEFAULTS["drop_path"],
+                        help="stochastic depth rate of the timed models (default: run.py's default for a new model)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc malloc untuned (run.py tunes it: common/cpu_allocator.py); for comparison")
     args = parser.parse_args()
@@ -173,6 +186,8 @@ def parse_args() -> argparse.Namespace:
     for flag, value in (("--repeats", args.repeats), ("--threads", args.threads), ("--batch", args.batch)):
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
+    if not 0.0 <= args.drop_path < 1.0:
+        raise UserError(f"--drop-path: expected a probability in [0, 1), got {args.drop_path}")
     if args.warmup < 0:
         raise UserError(f"--warmup: expected a non-negative integer, got {args.warmup}")
     return args
@@ -183,7 +198,8 @@ def main() -> None:
     configs, presets = args.configs.split(","), args.presets.split(",")
     modes = ["inference"] if args.no_train else ["inference", "train"]
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, compile={args.compile}, "
-          f"repeats {args.repeats} (+{args.warmup} warm-up), malloc {'system' if args.system_malloc else 'tuned'}")
+          f"repeats {args.repeats} (+{args.warmup} warm-up), drop path {args.drop_path}, "
+          f"malloc {'system' if args.system_malloc else 'tuned'}")
     mlp_shapes = [(CONFIGS[c]["num_frames"] * 17, CONFIGS[c]["embed_dim"], 2 * CONFIGS[c]["embed_dim"])
                   for c in configs]
     ceiling_shapes = [(2048, 2048, 2048), *mlp_shapes]
@@ -193,7 +209,7 @@ def main() -> None:
               f"{'GFLOP/s':>8} {'%ceil':>6} {'peakMiB':>8} {'+MiB':>7} {'x mixste':>8}")
     summaries = []
     for config_name in configs:
-        overrides = dict(CONFIGS[config_name])
+        overrides = {**CONFIGS[config_name], "drop_path_rate": args.drop_path}
         results = {}
         for mode in modes:
             job = {"overrides": overrides, "presets": presets, "mode": mode, "threads": args.threads,
@@ -202,7 +218,7 @@ def main() -> None:
             times = run_child(_time_presets, job)["times"]
             for preset in presets:
                 config = apply_preset(preset, overrides)
-                memory = run_child(_peak_memory, {**job, "preset": preset})
+                memory = None if args.no_memory else run_child(_peak_memory, {**job, "preset": preset})
                 work = 2 * count_macs(config)["per_clip"] * args.batch * (3 if mode == "train" else 1)
                 frames = args.batch * config.num_frames
                 median, best = statistics.median(times[preset]), min(times[preset])
@@ -213,7 +229,7 @@ def main() -> None:
             ratio = f"{results[('mixste', mode)][1] / best:.2f}" if ("mixste", mode) in results else ""
             print(f"{config_name:6} {preset:10} {mode:9} {frames / median:9.1f} {frames / best:9.1f} "
                   f"{best * 1e3:9.1f} {gflops:8.1f} {100 * gflops / max(ceilings.values()):6.1f} "
-                  f"{memory['peak_mib']:8.0f} {memory['rise_mib']:7.0f} {ratio:>8}", flush=True)
+                  f"{_memory_columns(memory)} {ratio:>8}", flush=True)
         summaries.append((config_name, results))
     after = matmul_ceiling(args.threads, CEILING_REPEATS, ceiling_shapes)
     print("matmul ceiling after (fp32 GFLOP/s): " + ", ".join(f"{k}: {v:.1f}" for k, v in after.items()))

@@ -1,0 +1,44 @@
+"""benchmarks/bench_model.py end to end on the small configuration (a smoke test of the script, not of speed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_model.py"), *flags], cwd=ROOT, capture_output=True,
+        text=True, timeout=600,
+    )
+
+
+def test_bench_model_prints_every_preset_and_mode_with_ratios():
+    result = _run("--configs", "small", "--presets", "mixste,default", "--repeats", "2", "--warmup", "1",
+                  "--threads", "1", "--drop-path", "0.1", "--no-memory")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "1 thread(s), batch 1, compile=False, repeats 2 (+1 warm-up), drop path 0.1, malloc tuned" in out
+    number = r"\s+([\d.]+)"
+    rows = re.findall(rf"^small\s+(\w+)\s+(inference|train){number * 4}\s+[\d.]+\s+-\s+-\s", out, re.M)
+    assert {(preset, mode) for preset, mode, *_ in rows} == {
+        (p, m) for p in ("mixste", "default") for m in ("inference", "train")
+    }
+    for _, _, frames_per_s, best_frames_per_s, best_ms, gflops in rows:
+        # best-of throughput is at least the median one, and the best time (printed to 0.1 ms) is 27 frames' worth
+        assert float(best_frames_per_s) >= float(frames_per_s) > 0
+        assert abs(27 / float(best_frames_per_s) * 1e3 - float(best_ms)) <= 0.051
+        assert float(gflops) > 0
+    assert re.search(r"small: default / mixste throughput, best-of: inference [\d.]+x \(median [\d.]+x\), train", out)
+    assert re.search(r"matmul ceiling \(best of all\): [\d.]+ GFLOP/s", out)
+
+
+def test_bench_model_rejects_bad_flags_in_one_line():
+    result = _run("--presets", "mixste,nope")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --presets: unknown nope")
+    assert "Traceback" not in result.stderr
