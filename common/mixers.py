@@ -134,7 +134,7 @@ class GraphMixer(nn.Module):
         return mix_joints(self.mixing, x)
 
     def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-        return add_joint_mixing(x, self.mixing, normed) if scale is None else add_scaled(x, self(normed), scale)
+        return mix_joints(self.mixing, normed, x) if scale is None else add_scaled(x, self(normed), scale)
 
 
 class FcMixer(nn.Module):
@@ -155,28 +155,22 @@ class FcMixer(nn.Module):
     def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         if scale is not None:
             return add_scaled(x, self(normed), scale)
-        return add_joint_mixing(x, self.weight - self.identity, normed)
+        return mix_joints(self.weight - self.identity, normed, x)
 
 
-def mix_joints(mixing: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``mixing @ x`` for a ``(J, J)`` matrix and ``(B, F, J, C)`` tokens (the same mixing for every clip and frame).
+def mix_joints(mixing: torch.Tensor, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``mixing @ x`` for a ``(J, J)`` matrix and ``(B, F, J, C)`` tokens (the same mixing for every clip and frame),
+    plus ``residual`` when given, accumulated by the same product (``baddbmm``) instead of a separate add.
 
     One batched product over the ``B * F`` frames, each ``(J, J) @ (J, C)`` read in place from the model layout.
     (``torch.matmul`` with a broadcast ``(J, J)`` operand instead transposes ``x`` into a copy and runs one thin
     ``(B F C, J) @ (J, J)`` product, and its backward copies again: 4x slower forward, 1.7x slower backward here.)
     """
     b, f, j, c = x.shape
-    return torch.bmm(mixing.expand(b * f, j, j), x.reshape(b * f, j, c)).view(b, f, j, c)
-
-
-def add_joint_mixing(x: torch.Tensor, mixing: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
-    """``x + mixing @ normed`` for a ``(J, J)`` mixing matrix and ``(B, F, J, C)`` tensors: one batched product that
-    accumulates into a copy of ``x`` (``baddbmm``), instead of a product and a separate residual add."""
-    b, f, j, c = x.shape
-    batch = b * f
-    return torch.baddbmm(
-        x.reshape(batch, j, c), mixing.expand(batch, j, j), normed.reshape(batch, j, c)
-    ).view(b, f, j, c)
+    frames, mixing = (b * f, j, c), mixing.expand(b * f, j, j)
+    if residual is None:
+        return torch.bmm(mixing, x.reshape(frames)).view(b, f, j, c)
+    return torch.baddbmm(residual.reshape(frames), mixing, x.reshape(frames)).view(b, f, j, c)
 
 
 class AttentionMixer(nn.Module):
@@ -230,8 +224,6 @@ def add_linear(x: torch.Tensor, inputs: torch.Tensor, linear: nn.Linear, scale: 
     if scale is not None:
         weight = weight * scale[:, None]
         bias = None if bias is None else bias * scale
-    out = (x if bias is None else x + bias).contiguous()
-    if out is x:
-        out = x.clone()
+    out = (x.clone() if bias is None else x + bias).contiguous()
     out.view(-1, out.shape[-1]).addmm_(inputs.reshape(-1, inputs.shape[-1]), weight.t())
     return out

@@ -240,8 +240,8 @@ class MetaFormerBlock(nn.Module):
         self.drop_path = SequenceDropPath(drop_path, axis) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training and not torch.is_grad_enabled():
-            return self.forward_inference(x)
+        if not self.training and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+            return self.forward_inference(x)  # (its in-place products need one dtype: not under autocast)
         x = x + self.drop_path(self.layer_scale1(self.mixer(self.norm1(x))))
         return x + self.drop_path(self.layer_scale2(self.mlp(self.norm2(x))))
 

@@ -81,6 +81,21 @@ def test_inference_path_computes_the_same_function_as_the_autograd_path(preset, 
     torch.testing.assert_close(fast_inference_mode, fast, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("preset", ["default", "mixste"])
+def test_eval_without_autograd_under_autocast_uses_the_reference_path(preset):
+    # mixed dtypes (bf16 activations, fp32 residual) would break the inference path's in-place products
+    torch.manual_seed(0)
+    model = build_model(tiny(preset, num_heads=4)).eval()
+    clips = torch.randn(2, 9, 17, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(clips)
+        with torch.no_grad():
+            out = model(clips)
+    torch.testing.assert_close(out, reference.detach(), rtol=0, atol=0)
+    full_precision = model(clips).detach()
+    assert (out.float() - full_precision).abs().max() < 0.05
+
+
 @pytest.mark.parametrize("mixer_name", ["pool", "graph", "fc", "attention"])
 @pytest.mark.parametrize("with_scale", [False, True])
 def test_add_mixed_is_the_scaled_residual_update(mixer_name, with_scale):
