@@ -43,10 +43,12 @@ def test_fixture_checkpoint_reproduces_the_official_outputs(checkpoint):
     assert (config.spatial_mixer, config.temporal_mixer, config.mlp_ratio) == ("attention", "attention", 2.0)
     model = build_model(config).eval()
     load_official_weights(model, shared_path(*FIXTURE))
-    with torch.no_grad():
+    with torch.no_grad():  # the blocks' inference path
         output = model(torch.from_numpy(io["input_2d"])).numpy()
     assert output.shape == io["output_3d"].shape == (2, 27, 17, 3)
     np.testing.assert_allclose(output, io["output_3d"], atol=1e-5, rtol=0)
+    output_autograd = model(torch.from_numpy(io["input_2d"])).detach().numpy()  # the paper-figure forward
+    np.testing.assert_allclose(output_autograd, io["output_3d"], atol=1e-5, rtol=0)
 
 
 def test_untrusted_loading_refuses_the_pickled_random_state():
