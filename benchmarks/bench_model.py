@@ -13,7 +13,11 @@ every preset (``default`` fc+pool, ``poolformer`` pool+pool, ``mixste`` attentio
   and of the model's own MLP matmul shape, same thread count, measured before and after the models, best of all;
   the table's %ceil uses the "before" ceiling, the summary lines the final one);
 - the speed ratio of every preset to ``mixste`` (from the best-of times, which are the least disturbed by other load
-  on the machine; the ratio of medians is printed too).
+  on the machine; the ratio of medians is printed too);
+- with ``--profile``: where one call spends its time (``torch.profiler``, self CPU time per operator): the share in
+  matrix products (GEMMs, batched products, the fused attention kernel) with the GFLOP/s achieved inside them, and
+  the largest other operators (LayerNorm, copies, elementwise adds, pooling, GELU). This is what bounds a preset's
+  ratio to ``mixste``: the MAC ratio, corrected by how much time each spends outside matrix products.
 
 Timing runs in one spawned process per (config, mode) that builds every preset and times them INTERLEAVED
 (A, B, C, A, B, C, ...), so load from other processes hits all presets alike and the ratios stay meaningful on a
@@ -22,7 +26,7 @@ The numbers are wall-clock: run the script more than once.
 
 Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixste,default,poolformer]
        [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train] [--no-memory]
-       [--drop-path 0.0] [--system-malloc]
+       [--drop-path 0.0] [--system-malloc] [--profile]
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ from common.model import PRESETS, apply_preset, build_model  # noqa: E402
 from common.model_cost import count_macs  # noqa: E402
 
 CEILING_REPEATS = 10
+# Operators that are matrix products (forward and backward; eager and torch.compile'd graphs).
+MATMUL_OPS = {
+    "aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::matmul", "mkl::_mkl_linear",
+    "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+}
 CONFIGS = {
     "paper": {"num_frames": 243, "embed_dim": 512, "depth": 8},
     "small": {"num_frames": 27, "embed_dim": 64, "depth": 4},
@@ -99,6 +108,22 @@ def _make_step(config, mode: str, batch: int, compile_model: bool):
     return model, step
 
 
+def profile_call(step, work_flop: float) -> dict:
+    """Self CPU time of one call of ``step`` by operator: the share in matrix products (`MATMUL_OPS`), the GFLOP/s of
+    ``work_flop`` over the matrix-product time, and the other operators by time (name -> seconds)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    seconds = {event.key: event.self_cpu_time_total / 1e6 for event in prof.key_averages()}
+    total = sum(seconds.values())
+    matmul = sum(time_s for name, time_s in seconds.items() if name in MATMUL_OPS)
+    others = sorted(((name, time_s) for name, time_s in seconds.items() if name not in MATMUL_OPS),
+                    key=lambda item: -item[1])
+    return {"total_s": total, "matmul_share": matmul / total, "matmul_gflops": work_flop / matmul / 1e9,
+            "others": others}
+
+
 def _time_presets(job: dict, queue) -> None:
     """Child process: time every preset of one (config, mode), INTERLEAVED (preset A, B, C, A, B, C, ...) so that
     load from other processes on the machine hits all presets alike."""
@@ -119,7 +144,12 @@ def _time_presets(job: dict, queue) -> None:
                 start = time.perf_counter()
                 step()
                 times[preset].append(time.perf_counter() - start)
-        queue.put({"times": times})
+        profiles = {}
+        if job["profile"]:
+            for preset, step in steps.items():
+                work = 2 * count_macs(apply_preset(preset, job["overrides"]))["per_clip"] * job["batch"]
+                profiles[preset] = profile_call(step, work * (3 if job["mode"] == "train" else 1))
+        queue.put({"times": times, "profiles": profiles})
     except Exception as error:  # report to the parent, which raises it
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
@@ -176,6 +206,8 @@ def parse_args() -> argparse.Namespace:
                         help="skip the peak-memory measurements (one fresh process per preset and mode; faster)")
     parser.add_argument("--drop-path", type=float, default=MODEL_FLAG_DEFAULTS["drop_path"],
                         help="stochastic depth rate of the timed models (default: run.py's default for a new model)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one call per preset and mode: time in matrix products vs other operators")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc malloc untuned (run.py tunes it: common/cpu_allocator.py); for comparison")
     args = parser.parse_args()
@@ -207,15 +239,17 @@ def main() -> None:
     print("matmul ceiling before (fp32 GFLOP/s): " + ", ".join(f"{k}: {v:.1f}" for k, v in ceilings.items()))
     header = (f"{'config':6} {'preset':10} {'mode':9} {'frames/s':>9} {'best f/s':>9} {'best ms':>9} "
               f"{'GFLOP/s':>8} {'%ceil':>6} {'peakMiB':>8} {'+MiB':>7} {'x mixste':>8}")
-    summaries = []
+    summaries, profiles = [], {}
     for config_name in configs:
         overrides = {**CONFIGS[config_name], "drop_path_rate": args.drop_path}
         results = {}
         for mode in modes:
             job = {"overrides": overrides, "presets": presets, "mode": mode, "threads": args.threads,
                    "batch": args.batch, "compile": args.compile, "repeats": args.repeats, "warmup": args.warmup,
-                   "keep_freed_memory": not args.system_malloc}
-            times = run_child(_time_presets, job)["times"]
+                   "keep_freed_memory": not args.system_malloc, "profile": args.profile}
+            timed = run_child(_time_presets, job)
+            times = timed["times"]
+            profiles.update({(config_name, preset, mode): found for preset, found in timed["profiles"].items()})
             for preset in presets:
                 config = apply_preset(preset, overrides)
                 memory = None if args.no_memory else run_child(_peak_memory, {**job, "preset": preset})
@@ -247,6 +281,14 @@ def main() -> None:
                     for mode in modes
                 )
                 print(f"{config_name}: {preset} / mixste throughput, best-of: {ratios}")
+    if profiles:
+        print("where one call spends its time (torch.profiler, self CPU time; profiler overhead included):")
+    for (config_name, preset, mode), found in profiles.items():
+        others = ", ".join(f"{name.removeprefix('aten::')} {100 * time_s / found['total_s']:.1f}%"
+                           for name, time_s in found["others"][:5])
+        print(f"{config_name} {preset} {mode}: {found['total_s'] * 1e3:.1f} ms, matrix products "
+              f"{100 * found['matmul_share']:.1f}% ({found['matmul_gflops']:.1f} GFLOP/s inside them), other "
+              f"{100 * (1 - found['matmul_share']):.1f}%: {others}")
 
 if __name__ == "__main__":
     run_cli(main)

@@ -59,10 +59,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("-dep", "--depth", type=int, default=4, help="spatial+temporal block pairs")
     parser.add_argument("--clips-per-step", type=int, default=16, help="clips per optimisation step")
     parser.add_argument("-lr", "--learning-rate", type=float, default=1e-3)
+    parser.add_argument("-d", "--dataset", default="h36m", help="run.py -d (h36m, or synthetic for a licence-free try)")
     parser.add_argument("-k", "--keypoints", default="gt_projected", help="run.py -k (2D input)")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "h36m"))
     parser.add_argument("-str", "--subjects-train", default="S1,S5")
     parser.add_argument("-ste", "--subjects-test", default="S9")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="run.py --seed for every variant (weights, clip order, flips); change it for a replicate")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     parser.add_argument("--out", default=str(ROOT / "log" / "compare_mixers"), help="folder for checkpoints and logs")
     args = parser.parse_args(argv)
@@ -76,11 +79,12 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     """Train and evaluate one variant through run.py; returns its row of the table."""
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(ROOT / "run.py"), "-d", "h36m", "-k", args.keypoints, "--data-dir", args.data_dir,
-               "-str", args.subjects_train, "-ste", args.subjects_test, "-f", str(args.frames), "-s", str(args.frames),
+    command = [sys.executable, str(ROOT / "run.py"), "-d", args.dataset, "-k", args.keypoints,
+               "--data-dir", args.data_dir, "-str", args.subjects_train, "-ste", args.subjects_test,
+               "-f", str(args.frames), "-s", str(args.frames),
                "-b", str(args.frames * args.clips_per_step), "-cs", str(args.channels), "-dep", str(args.depth),
                "-e", str(args.epochs), "-lr", str(args.learning_rate), "-lrd", str(args.lr_decay),
-               "--time-budget", str(args.minutes), "-c", str(out), "-l", str(out / "log"),
+               "--time-budget", str(args.minutes), "--seed", str(args.seed), "-c", str(out), "-l", str(out / "log"),
                "--workers", "0", "--no-progress", "--no-eval", *VARIANTS[name][1]]
     env = dict(os.environ)
     if args.threads:
@@ -118,9 +122,9 @@ def main() -> None:
         f"{args.epochs} epochs"
     print(f"\nF={args.frames}, C={args.channels}, depth {args.depth}, {budget}, {args.clips_per_step} clips per step, "
           f"lr {args.learning_rate} x {args.lr_decay} per epoch, {args.threads or 'default'} thread(s) per run, "
-          f"{args.parallel} run(s) at a time, train {args.subjects_train}, test {args.subjects_test}, 2D "
-          f"{args.keypoints}; the last weights tested (no model selection), errors over action groups, every frame "
-          "once, flip TTA on")
+          f"{args.parallel} run(s) at a time, seed {args.seed}, {args.dataset}: train {args.subjects_train}, test "
+          f"{args.subjects_test}, 2D {args.keypoints}; the last weights tested (no model selection), errors over "
+          "action groups, every frame once, flip TTA on")
     print("| variant | mixers | steps | wall time (incl. test) | MPJPE (P1) | P-MPJPE (P2) |")
     print("|---|---|---|---|---|---|")
     for row in rows:

@@ -37,6 +37,25 @@ def test_bench_model_prints_every_preset_and_mode_with_ratios():
     assert re.search(r"matmul ceiling \(best of all\): [\d.]+ GFLOP/s", out)
 
 
+def test_bench_model_profile_splits_time_into_matrix_products_and_the_rest():
+    result = _run("--configs", "small", "--presets", "mixste,default", "--repeats", "1", "--warmup", "1",
+                  "--threads", "1", "--no-memory", "--profile")
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^small (\w+) (inference|train): ([\d.]+) ms, matrix products ([\d.]+)% \(([\d.]+) GFLOP/s "
+                      r"inside them\), other ([\d.]+)%: (.*)$", result.stdout, re.M)
+    assert {(preset, mode) for preset, mode, *_ in rows} == {
+        (p, m) for p in ("mixste", "default") for m in ("inference", "train")
+    }
+    shares = {}
+    for preset, mode, total_ms, matmul, matmul_gflops, other, top in rows:
+        assert float(total_ms) > 0 and 0 < float(matmul) < 100 and float(matmul_gflops) > 0
+        assert abs(float(matmul) + float(other) - 100) <= 0.11
+        assert "layer_norm" in top  # every preset normalises every block
+        shares[preset, mode] = float(matmul)
+    # MixSTE's extra work is all matrix products (qkv, attention, projection): a larger share of its time
+    assert shares["mixste", "inference"] > shares["default", "inference"]
+
+
 def test_bench_model_rejects_bad_flags_in_one_line():
     result = _run("--presets", "mixste,nope")
     assert result.returncode != 0
