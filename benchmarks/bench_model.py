@@ -32,7 +32,9 @@ Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixst
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import sys
@@ -108,12 +110,26 @@ def _make_step(config, mode: str, batch: int, compile_model: bool):
     return model, step
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ library prints start/stop probes and a GPU-count error there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def profile_call(step, work_flop: float) -> dict:
     """Self CPU time of one call of ``step`` by operator: the share in matrix products (`MATMUL_OPS`), the GFLOP/s of
     ``work_flop`` over the matrix-product time, and the other operators by time (name -> seconds)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
     seconds = {event.key: event.self_cpu_time_total / 1e6 for event in prof.key_averages()}
     total = sum(seconds.values())
