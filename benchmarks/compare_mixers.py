@@ -61,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("-lr", "--learning-rate", type=float, default=1e-3)
     parser.add_argument("-d", "--dataset", default="h36m", help="run.py -d (h36m, or synthetic for a licence-free try)")
     parser.add_argument("-k", "--keypoints", default="gt_projected", help="run.py -k (2D input)")
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "h36m"))
+    parser.add_argument("--data-dir", default=None,
+                        help="run.py --data-dir (default: ../shared/data/h36m for h36m, the project's data/ otherwise)")
     parser.add_argument("-str", "--subjects-train", default="S1,S5")
     parser.add_argument("-ste", "--subjects-test", default="S9")
     parser.add_argument("--seed", type=int, default=0,
@@ -69,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     parser.add_argument("--out", default=str(ROOT / "log" / "compare_mixers"), help="folder for checkpoints and logs")
     args = parser.parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = str(ROOT.parent / "shared" / "data" / "h36m" if args.dataset == "h36m" else ROOT / "data")
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         raise UserError(f"--variants: unknown {', '.join(unknown)} (expected some of {', '.join(VARIANTS)})")
