@@ -13,7 +13,9 @@ every preset (``default`` fc+pool, ``poolformer`` pool+pool, ``mixste`` attentio
   and of the model's own MLP matmul shape, same thread count, measured before and after the models, best of all;
   the table's %ceil uses the "before" ceiling, the summary lines the final one);
 - the speed ratio of every preset to ``mixste`` (from the best-of times, which are the least disturbed by other load
-  on the machine; the ratio of medians is printed too);
+  on the machine), with the ratio of medians and the spread of the per-round ratios (each round times every preset
+  back to back, so one round's ratio compares calls made under the same load; their range shows how far the
+  machine's noise moves the ratio);
 - with ``--profile``: where one call spends its time (``torch.profiler``, self CPU time per operator): the share in
   matrix products (GEMMs, batched products, the fused attention kernel) with the GFLOP/s achieved inside them, and
   the largest other operators (LayerNorm, copies, elementwise adds, pooling, GELU). This is what bounds a preset's
@@ -79,6 +81,15 @@ def matmul_ceiling(threads: int, repeats: int, shapes: list[tuple[int, int, int]
             best = min(best, time.perf_counter() - start)
         results[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
     return results
+
+
+def ratio_summary(reference: list[float], times: list[float]) -> str:
+    """Speed ratio ``reference / times`` of two presets timed in the same interleaved rounds: best-of, ratio of
+    medians, and the median and range of the per-round ratios."""
+    rounds = sorted(ref / own for ref, own in zip(reference, times, strict=True))
+    of_medians = statistics.median(reference) / statistics.median(times)
+    return (f"{min(reference) / min(times):.2f}x (ratio of medians {of_medians:.2f}x, per round "
+            f"{statistics.median(rounds):.2f}x, range {rounds[0]:.2f}-{rounds[-1]:.2f}x over {len(rounds)} rounds)")
 
 
 def _max_rss_mib() -> float:
@@ -272,9 +283,9 @@ def main() -> None:
                 work = 2 * count_macs(config)["per_clip"] * args.batch * (3 if mode == "train" else 1)
                 frames = args.batch * config.num_frames
                 median, best = statistics.median(times[preset]), min(times[preset])
-                results[(preset, mode)] = (median, best, work, frames, memory)
+                results[(preset, mode)] = (median, best, work, frames, memory, times[preset])
         print(header)
-        for (preset, mode), (median, best, work, frames, memory) in results.items():
+        for (preset, mode), (median, best, work, frames, memory, _) in results.items():
             gflops = work / best / 1e9  # best-of, like the matmul ceiling
             ratio = f"{results[('mixste', mode)][1] / best:.2f}" if ("mixste", mode) in results else ""
             print(f"{config_name:6} {preset:10} {mode:9} {frames / median:9.1f} {frames / best:9.1f} "
@@ -286,17 +297,14 @@ def main() -> None:
     ceiling = max(*ceilings.values(), *after.values())
     print(f"matmul ceiling (best of all): {ceiling:.1f} GFLOP/s")
     for config_name, results in summaries:
-        for (preset, mode), (_, best, work, _, _) in results.items():
+        for (preset, mode), (_, best, work, _, _, _) in results.items():
             print(f"{config_name}: {preset} {mode}: {work / best / 1e9:.1f} GFLOP/s = "
                   f"{100 * work / best / 1e9 / ceiling:.1f}% of the matmul ceiling")
         for preset in presets:
             if preset != "mixste" and "mixste" in presets:
-                ratios = ", ".join(
-                    f"{mode} {results[('mixste', mode)][1] / results[(preset, mode)][1]:.2f}x (median "
-                    f"{results[('mixste', mode)][0] / results[(preset, mode)][0]:.2f}x)"
-                    for mode in modes
-                )
-                print(f"{config_name}: {preset} / mixste throughput, best-of: {ratios}")
+                for mode in modes:
+                    ratio = ratio_summary(results[("mixste", mode)][5], results[(preset, mode)][5])
+                    print(f"{config_name}: {preset} / mixste {mode} throughput, best-of: {ratio}")
     if profiles:
         print("where one call spends its time (torch.profiler, self CPU time; profiler overhead included):")
     for (config_name, preset, mode), found in profiles.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -33,8 +34,20 @@ def test_bench_model_prints_every_preset_and_mode_with_ratios():
         assert float(best_frames_per_s) >= float(frames_per_s) > 0
         assert abs(27 / float(best_frames_per_s) * 1e3 - float(best_ms)) <= 0.051
         assert float(gflops) > 0
-    assert re.search(r"small: default / mixste throughput, best-of: inference [\d.]+x \(median [\d.]+x\), train", out)
+    for mode in ("inference", "train"):
+        assert re.search(rf"small: default / mixste {mode} throughput, best-of: [\d.]+x \(ratio of medians [\d.]+x, "
+                         r"per round [\d.]+x, range [\d.]+-[\d.]+x over 2 rounds\)", out)
     assert re.search(r"matmul ceiling \(best of all\): [\d.]+ GFLOP/s", out)
+
+
+def test_ratio_summary_pairs_the_rounds():
+    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "benchmarks" / "bench_model.py")
+    bench_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_model)
+    # rounds: 10/4 = 2.5, 9/5 = 1.8, 12/4 = 3.0; best-of 9/4 = 2.25; medians 10/4 = 2.5
+    assert bench_model.ratio_summary([10.0, 9.0, 12.0], [4.0, 5.0, 4.0]) == (
+        "2.25x (ratio of medians 2.50x, per round 2.50x, range 1.80-3.00x over 3 rounds)"
+    )
 
 
 def test_bench_model_profile_splits_time_into_matrix_products_and_the_rest():
