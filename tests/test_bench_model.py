@@ -44,9 +44,9 @@ def test_ratio_summary_pairs_the_rounds():
     spec = importlib.util.spec_from_file_location("bench_model", ROOT / "benchmarks" / "bench_model.py")
     bench_model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_model)
-    # rounds: 10/4 = 2.5, 9/5 = 1.8, 12/4 = 3.0; best-of 9/4 = 2.25; medians 10/4 = 2.5
-    assert bench_model.ratio_summary([10.0, 9.0, 12.0], [4.0, 5.0, 4.0]) == (
-        "2.25x (ratio of medians 2.50x, per round 2.50x, range 1.80-3.00x over 3 rounds)"
+    # rounds: 10/5 = 2.0, 9/4 = 2.25, 12/3 = 4.0 (median 2.25); best-of 9/3 = 3.0; medians 10/4 = 2.5
+    assert bench_model.ratio_summary([10.0, 9.0, 12.0], [5.0, 4.0, 3.0]) == (
+        "3.00x (ratio of medians 2.50x, per round 2.25x, range 2.00-4.00x over 3 rounds)"
     )
 
 
