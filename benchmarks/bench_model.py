@@ -19,7 +19,13 @@ every preset (``default`` fc+pool, ``poolformer`` pool+pool, ``mixste`` attentio
 - with ``--profile``: where one call spends its time (``torch.profiler``, self CPU time per operator): the share in
   matrix products (GEMMs, batched products, the fused attention kernel) with the GFLOP/s achieved inside them, and
   the largest other operators (LayerNorm, copies, elementwise adds, pooling, GELU). This is what bounds a preset's
-  ratio to ``mixste``: the MAC ratio, corrected by how much time each spends outside matrix products.
+  ratio to ``mixste``: the MAC ratio, corrected by how much time each spends outside matrix products;
+- with ``--floor`` (inference): the time a call of each non-attention preset cannot go below in eager PyTorch, from the
+  operators every block of the spec must run, each timed alone on the configuration's tensors (best of
+  ``--repeats``): the MLP's two matrix products, the LayerNorms (two per block, the shared stream norms, the head)
+  and GELU, i.e. the call with token mixing, pooling and residual adds for free; and the largest ratio to ``mixste``
+  this allows (``mixste``'s best call / floor). The profiler's per-operator times carry its own overhead (about 15 %
+  of a call here); these do not.
 
 Timing runs in one spawned process per (config, mode) that builds every preset and times them INTERLEAVED
 (A, B, C, A, B, C, ...), so load from other processes hits all presets alike and the ratios stay meaningful on a
@@ -28,7 +34,7 @@ The numbers are wall-clock: run the script more than once.
 
 Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixste,default,poolformer]
        [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train] [--no-memory]
-       [--drop-path 0.0] [--system-malloc] [--profile]
+       [--drop-path 0.0] [--system-malloc] [--profile] [--floor]
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ import torch  # noqa: E402
 from common.arguments import MODEL_FLAG_DEFAULTS  # noqa: E402
 from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
-from common.model import PRESETS, apply_preset, build_model  # noqa: E402
+from common.mixers import TEMPORAL, add_linear  # noqa: E402
+from common.model import PRESETS, MetaFormerBlock, ModelConfig, apply_preset, build_model  # noqa: E402
 from common.model_cost import count_macs  # noqa: E402
 
 CEILING_REPEATS = 10
@@ -151,6 +158,50 @@ def profile_call(step, work_flop: float) -> dict:
             "others": others}
 
 
+def floor_counts(config: ModelConfig) -> dict[str, int]:
+    """How many times one forward call runs each operator the block spec requires of every preset: the MLP's two
+    matrix products and GELU in each of the ``2 * depth`` blocks, and the LayerNorms (two per block, MixSTE's shared
+    stream norm after every block when enabled, and the head's)."""
+    blocks = 2 * config.depth
+    stream_norms = blocks if config.shared_stream_norms else 0
+    return {"mlp_products": 2 * blocks, "layer_norms": 2 * blocks + stream_norms + 1, "gelus": blocks}
+
+
+def time_floor_operators(config: ModelConfig, batch: int, repeats: int) -> dict[str, float]:
+    """Best time in seconds of one call of each required operator, alone, on ``(batch, F, J, C)`` activations, run
+    exactly as a block's inference path runs them (``MetaFormerBlock.forward_inference``): fc1 (with its bias),
+    GELU in place, fc2 with the residual accumulated by the product (`add_linear`), and LayerNorm. The two MLP
+    products are reported as one ``mlp_product`` time (their mean)."""
+    block = MetaFormerBlock(config, TEMPORAL, 0, 0.0).eval()
+    x = torch.randn(batch, config.num_frames, config.num_joints, config.embed_dim)
+
+    def best_of(operation) -> float:
+        operation()
+        best = float("inf")
+        for _ in range(max(repeats, 3)):
+            start = time.perf_counter()
+            operation()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    with torch.inference_mode():
+        normed = block.norm2(x)
+        hidden = block.mlp.fc1(normed)
+        fc1 = best_of(lambda: block.mlp.fc1(normed))
+        fc2 = best_of(lambda: add_linear(x, hidden, block.mlp.fc2, None))
+        return {
+            "mlp_product": (fc1 + fc2) / 2,
+            "layer_norm": best_of(lambda: block.norm2(x)),
+            "gelu": best_of(lambda: torch.ops.aten.gelu_(hidden, approximate=block.mlp.act.approximate)),
+        }
+
+
+def floor_seconds(counts: dict[str, int], seconds: dict[str, float]) -> float:
+    """The call time the required operators add up to (`floor_counts` x `time_floor_operators`)."""
+    return (counts["mlp_products"] * seconds["mlp_product"] + counts["layer_norms"] * seconds["layer_norm"]
+            + counts["gelus"] * seconds["gelu"])
+
+
 def _time_presets(job: dict, queue) -> None:
     """Child process: time every preset of one (config, mode), INTERLEAVED (preset A, B, C, A, B, C, ...) so that
     load from other processes on the machine hits all presets alike."""
@@ -176,7 +227,14 @@ def _time_presets(job: dict, queue) -> None:
             for preset, step in steps.items():
                 work = 2 * count_macs(apply_preset(preset, job["overrides"]))["per_clip"] * job["batch"]
                 profiles[preset] = profile_call(step, work * (3 if job["mode"] == "train" else 1))
-        queue.put({"times": times, "profiles": profiles})
+        floors = {}
+        if job["floor"] and job["mode"] == "inference":
+            seconds = time_floor_operators(apply_preset("default", job["overrides"]), job["batch"], job["repeats"])
+            for preset in job["presets"]:
+                config = apply_preset(preset, job["overrides"])
+                if "attention" not in (config.spatial_mixer, config.temporal_mixer):
+                    floors[preset] = {"counts": floor_counts(config), "seconds": seconds}
+        queue.put({"times": times, "profiles": profiles, "floors": floors})
     except Exception as error:  # report to the parent, which raises it
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
@@ -235,6 +293,9 @@ def parse_args() -> argparse.Namespace:
                         help="stochastic depth rate of the timed models (default: run.py's default for a new model)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one call per preset and mode: time in matrix products vs other operators")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the operators every block needs (MLP products, LayerNorm, GELU) alone and "
+                             "print the call time they add up to and the largest ratio to mixste it allows")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc malloc untuned (run.py tunes it: common/cpu_allocator.py); for comparison")
     args = parser.parse_args()
@@ -266,17 +327,18 @@ def main() -> None:
     print("matmul ceiling before (fp32 GFLOP/s): " + ", ".join(f"{k}: {v:.1f}" for k, v in ceilings.items()))
     header = (f"{'config':6} {'preset':10} {'mode':9} {'frames/s':>9} {'best f/s':>9} {'best ms':>9} "
               f"{'GFLOP/s':>8} {'%ceil':>6} {'peakMiB':>8} {'+MiB':>7} {'x mixste':>8}")
-    summaries, profiles = [], {}
+    summaries, profiles, floors = [], {}, {}
     for config_name in configs:
         overrides = {**CONFIGS[config_name], "drop_path_rate": args.drop_path}
         results = {}
         for mode in modes:
             job = {"overrides": overrides, "presets": presets, "mode": mode, "threads": args.threads,
                    "batch": args.batch, "compile": args.compile, "repeats": args.repeats, "warmup": args.warmup,
-                   "keep_freed_memory": not args.system_malloc, "profile": args.profile}
+                   "keep_freed_memory": not args.system_malloc, "profile": args.profile, "floor": args.floor}
             timed = run_child(_time_presets, job)
             times = timed["times"]
             profiles.update({(config_name, preset, mode): found for preset, found in timed["profiles"].items()})
+            floors.update({(config_name, preset): found for preset, found in timed["floors"].items()})
             for preset in presets:
                 config = apply_preset(preset, overrides)
                 memory = None if args.no_memory else run_child(_peak_memory, {**job, "preset": preset})
@@ -313,6 +375,25 @@ def main() -> None:
         print(f"{config_name} {preset} {mode}: {found['total_s'] * 1e3:.1f} ms, matrix products "
               f"{100 * found['matmul_share']:.1f}% ({found['matmul_gflops']:.1f} GFLOP/s inside them), other "
               f"{100 * (1 - found['matmul_share']):.1f}%: {others}")
+    if floors:
+        print("inference floor (operators every block needs, each timed alone, best of the repeats; token mixing, "
+              "pooling and residual adds counted as free):")
+    for (config_name, preset), found in floors.items():
+        report = floor_report(found["counts"], found["seconds"], dict(summaries)[config_name], preset)
+        print(f"{config_name}: {preset}: {report}")
+
+def floor_report(counts: dict[str, int], seconds: dict[str, float], results: dict, preset: str) -> str:
+    """One line: the floor's terms, its share of the preset's best call, and the largest ratio to mixste it allows."""
+    floor = floor_seconds(counts, seconds)
+    best = results[(preset, "inference")][1]
+    line = (f"{counts['mlp_products']} MLP products x {seconds['mlp_product'] * 1e3:.2f} ms + "
+            f"{counts['layer_norms']} LayerNorms x {seconds['layer_norm'] * 1e3:.2f} ms + "
+            f"{counts['gelus']} GELUs x {seconds['gelu'] * 1e3:.2f} ms = {floor * 1e3:.1f} ms "
+            f"({100 * floor / best:.1f}% of its best call, {best * 1e3:.1f} ms)")
+    if ("mixste", "inference") in results:
+        line += f"; mixste's best call / floor = at most {results[('mixste', 'inference')][1] / floor:.2f}x"
+    return line
+
 
 if __name__ == "__main__":
     run_cli(main)

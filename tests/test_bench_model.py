@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,7 +22,7 @@ def _run(*flags: str) -> subprocess.CompletedProcess:
 
 def test_bench_model_prints_every_preset_and_mode_with_ratios():
     result = _run("--configs", "small", "--presets", "mixste,default", "--repeats", "2", "--warmup", "1",
-                  "--threads", "1", "--drop-path", "0.1", "--no-memory")
+                  "--threads", "1", "--drop-path", "0.1", "--no-memory", "--floor")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "1 thread(s), batch 1, compile=False, repeats 2 (+1 warm-up), drop path 0.1, malloc tuned" in out
@@ -38,6 +40,20 @@ def test_bench_model_prints_every_preset_and_mode_with_ratios():
         assert re.search(rf"small: default / mixste {mode} throughput, best-of: [\d.]+x \(ratio of medians [\d.]+x, "
                          r"per round [\d.]+x, range [\d.]+-[\d.]+x over 2 rounds\)", out)
     assert re.search(r"matmul ceiling \(best of all\): [\d.]+ GFLOP/s", out)
+    # --floor: default's required operators (small: depth 4 -> 8 blocks, 2 * 8 + 8 stream norms + 1 head LayerNorms)
+    floor = re.search(r"^small: default: 16 MLP products x ([\d.]+) ms \+ 25 LayerNorms x ([\d.]+) ms \+ 8 GELUs x "
+                      r"([\d.]+) ms = ([\d.]+) ms \(([\d.]+)% of its best call, ([\d.]+) ms\); mixste's best call / "
+                      r"floor = at most ([\d.]+)x$", out, re.M)
+    assert floor, out
+    product, norm, gelu, total, share, best, bound = map(float, floor.groups())
+    # every printed number is rounded: terms to 0.005 ms, times to 0.05 ms, percentages and ratios to their last digit
+    assert abs(16 * product + 25 * norm + 8 * gelu - total) <= 0.005 * 49 + 0.05
+    best_ms = {preset: float(ms) for preset, mode, _, _, ms, _ in rows if mode == "inference"}
+    assert abs(best - best_ms["default"]) <= 0.051
+    assert abs(share - 100 * total / best) <= 0.05 + 100 * 0.05 * (1 / best + total / best**2)
+    mixste = best_ms["mixste"]
+    assert abs(bound - mixste / total) <= 0.005 + 0.05 * (1 / total + mixste / total**2)
+    assert "small: mixste:" not in out  # attention presets have no such floor
 
 
 def test_ratio_summary_pairs_the_rounds():
@@ -48,6 +64,23 @@ def test_ratio_summary_pairs_the_rounds():
     assert bench_model.ratio_summary([10.0, 9.0, 12.0], [5.0, 4.0, 3.0]) == (
         "3.00x (ratio of medians 2.50x, per round 2.25x, range 2.00-4.00x over 3 rounds)"
     )
+
+
+def test_floor_counts_every_required_operator_application():
+    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "benchmarks" / "bench_model.py")
+    bench_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_model)
+    from common.model import apply_preset
+
+    paper = {"num_frames": 243, "embed_dim": 512, "depth": 8}
+    # 16 blocks: 2 MLP products and 1 GELU each; LayerNorms 2 per block + 16 shared stream norms + the head's
+    assert bench_model.floor_counts(apply_preset("default", paper)) == {
+        "mlp_products": 32, "layer_norms": 49, "gelus": 16}
+    assert bench_model.floor_counts(apply_preset("poolformer", paper)) == {
+        "mlp_products": 32, "layer_norms": 33, "gelus": 16}
+    seconds = {"mlp_product": 0.014, "layer_norm": 0.0005, "gelu": 0.001}
+    assert bench_model.floor_seconds({"mlp_products": 32, "layer_norms": 49, "gelus": 16}, seconds) == (
+        pytest.approx(32 * 0.014 + 49 * 0.0005 + 16 * 0.001))
 
 
 def test_bench_model_profile_splits_time_into_matrix_products_and_the_rest():
