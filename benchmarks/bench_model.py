@@ -306,6 +306,9 @@ def parse_args() -> argparse.Namespace:
     for flag, value in (("--repeats", args.repeats), ("--threads", args.threads), ("--batch", args.batch)):
         if value < 1:
             raise UserError(f"{flag}: expected a positive integer, got {value}")
+    if args.floor and all("attention" in (PRESETS[p]["spatial_mixer"], PRESETS[p]["temporal_mixer"])
+                          for p in args.presets.split(",")):
+        raise UserError("--floor: needs a preset without attention in --presets (the floor is of the pool models)")
     if not 0.0 <= args.drop_path < 1.0:
         raise UserError(f"--drop-path: expected a probability in [0, 1), got {args.drop_path}")
     if args.warmup < 0:

@@ -107,3 +107,11 @@ def test_bench_model_rejects_bad_flags_in_one_line():
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: --presets: unknown nope")
     assert "Traceback" not in result.stderr
+
+
+def test_bench_model_floor_needs_a_pool_preset():
+    result = _run("--presets", "mixste", "--floor")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --floor: needs a preset without attention in --presets (the floor is of the pool models)")
+    assert "Traceback" not in result.stderr
