@@ -202,6 +202,19 @@ def floor_seconds(counts: dict[str, int], seconds: dict[str, float]) -> float:
             + counts["gelus"] * seconds["gelu"])
 
 
+def floor_report(counts: dict[str, int], seconds: dict[str, float], results: dict, preset: str) -> str:
+    """One line: the floor's terms, its share of the preset's best call, and the largest ratio to mixste it allows."""
+    floor = floor_seconds(counts, seconds)
+    best = results[(preset, "inference")][1]
+    line = (f"{counts['mlp_products']} MLP products x {seconds['mlp_product'] * 1e3:.2f} ms + "
+            f"{counts['layer_norms']} LayerNorms x {seconds['layer_norm'] * 1e3:.2f} ms + "
+            f"{counts['gelus']} GELUs x {seconds['gelu'] * 1e3:.2f} ms = {floor * 1e3:.1f} ms "
+            f"({100 * floor / best:.1f}% of its best call, {best * 1e3:.1f} ms)")
+    if ("mixste", "inference") in results:
+        line += f"; mixste's best call / floor = at most {results[('mixste', 'inference')][1] / floor:.2f}x"
+    return line
+
+
 def _time_presets(job: dict, queue) -> None:
     """Child process: time every preset of one (config, mode), INTERLEAVED (preset A, B, C, A, B, C, ...) so that
     load from other processes on the machine hits all presets alike."""
@@ -384,18 +397,6 @@ def main() -> None:
     for (config_name, preset), found in floors.items():
         report = floor_report(found["counts"], found["seconds"], dict(summaries)[config_name], preset)
         print(f"{config_name}: {preset}: {report}")
-
-def floor_report(counts: dict[str, int], seconds: dict[str, float], results: dict, preset: str) -> str:
-    """One line: the floor's terms, its share of the preset's best call, and the largest ratio to mixste it allows."""
-    floor = floor_seconds(counts, seconds)
-    best = results[(preset, "inference")][1]
-    line = (f"{counts['mlp_products']} MLP products x {seconds['mlp_product'] * 1e3:.2f} ms + "
-            f"{counts['layer_norms']} LayerNorms x {seconds['layer_norm'] * 1e3:.2f} ms + "
-            f"{counts['gelus']} GELUs x {seconds['gelu'] * 1e3:.2f} ms = {floor * 1e3:.1f} ms "
-            f"({100 * floor / best:.1f}% of its best call, {best * 1e3:.1f} ms)")
-    if ("mixste", "inference") in results:
-        line += f"; mixste's best call / floor = at most {results[('mixste', 'inference')][1] / floor:.2f}x"
-    return line
 
 
 if __name__ == "__main__":
