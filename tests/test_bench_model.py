@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
+
+from common.model import apply_preset, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +22,13 @@ def _run(*flags: str) -> subprocess.CompletedProcess:
         [sys.executable, str(ROOT / "benchmarks" / "bench_model.py"), *flags], cwd=ROOT, capture_output=True,
         text=True, timeout=600,
     )
+
+
+def _bench_model_module():
+    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "benchmarks" / "bench_model.py")
+    bench_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_model)
+    return bench_model
 
 
 def test_bench_model_prints_every_preset_and_mode_with_ratios():
@@ -57,9 +68,7 @@ def test_bench_model_prints_every_preset_and_mode_with_ratios():
 
 
 def test_ratio_summary_pairs_the_rounds():
-    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "benchmarks" / "bench_model.py")
-    bench_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_model)
+    bench_model = _bench_model_module()
     # rounds: 10/5 = 2.0, 9/4 = 2.25, 12/3 = 4.0 (median 2.25); best-of 9/3 = 3.0; medians 10/4 = 2.5
     assert bench_model.ratio_summary([10.0, 9.0, 12.0], [5.0, 4.0, 3.0]) == (
         "3.00x (ratio of medians 2.50x, per round 2.25x, range 2.00-4.00x over 3 rounds)"
@@ -67,10 +76,19 @@ def test_ratio_summary_pairs_the_rounds():
 
 
 def test_floor_counts_every_required_operator_application():
-    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "benchmarks" / "bench_model.py")
-    bench_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_model)
-    from common.model import apply_preset
+    bench_model = _bench_model_module()
+    for preset in ("default", "poolformer"):  # the counts are what a forward call really runs
+        config = apply_preset(preset, {"num_frames": 9, "embed_dim": 16, "depth": 3})
+        model = build_model(config).eval()
+        calls = {"mlp_products": 0, "layer_norms": 0, "gelus": 0}
+
+        for name, module in model.named_modules():
+            key = ("layer_norms" if isinstance(module, nn.LayerNorm) else "mlp_products"
+                   if name.endswith(("mlp.fc1", "mlp.fc2")) else "gelus" if name.endswith("mlp.act") else None)
+            if key is not None:
+                module.register_forward_hook(lambda *_, key=key, calls=calls: calls.__setitem__(key, calls[key] + 1))
+        model(torch.randn(1, 9, 17, 2))  # autograd on: the blocks' module path (same operators), so the hooks fire
+        assert calls == bench_model.floor_counts(config), preset
 
     paper = {"num_frames": 243, "embed_dim": 512, "depth": 8}
     # 16 blocks: 2 MLP products and 1 GELU each; LayerNorms 2 per block + 16 shared stream norms + the head's
