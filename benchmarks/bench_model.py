@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from common import fused_inference  # noqa: E402
 from common.arguments import MODEL_FLAG_DEFAULTS  # noqa: E402
 from common.cpu_allocator import keep_freed_memory  # noqa: E402
 from common.errors import UserError, run_cli  # noqa: E402
@@ -103,8 +104,17 @@ def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _make_step(config, mode: str, batch: int, compile_model: bool):
-    """A model of ``config`` and a no-argument callable running one inference call or one training step."""
+EAGER_SUFFIX = "/eager"
+
+
+def split_label(label: str) -> tuple[str, bool]:
+    """``"default/eager"`` -> (``"default"``, True): a preset timed with the fused CPU kernels off."""
+    return label.removesuffix(EAGER_SUFFIX), label.endswith(EAGER_SUFFIX)
+
+
+def _make_step(config, mode: str, batch: int, compile_model: bool, eager: bool = False):
+    """A model of ``config`` and a no-argument callable running one inference call or one training step
+    (``eager``: inference through the eager path, with the fused CPU kernels off)."""
     model = build_model(config)
     inputs = torch.randn(batch, config.num_frames, config.num_joints, config.in_chans)
     targets = torch.randn(batch, config.num_frames, config.num_joints, config.out_chans)
@@ -113,7 +123,7 @@ def _make_step(config, mode: str, batch: int, compile_model: bool):
         model.eval()
 
         def step() -> None:
-            with torch.inference_mode():
+            with torch.inference_mode(), fused_inference.eager_only() if eager else contextlib.nullcontext():
                 forward(inputs)
     else:
         model.train()
@@ -224,11 +234,12 @@ def _time_presets(job: dict, queue) -> None:
             keep_freed_memory()
         torch.manual_seed(0)
         steps = {}
-        for preset in job["presets"]:
+        for label in job["presets"]:
+            preset, eager = split_label(label)
             config = apply_preset(preset, job["overrides"])
-            _, steps[preset] = _make_step(config, job["mode"], job["batch"], job["compile"])
+            _, steps[label] = _make_step(config, job["mode"], job["batch"], job["compile"], eager)
             for _ in range(job["warmup"]):
-                steps[preset]()
+                steps[label]()
         times = {preset: [] for preset in job["presets"]}
         for _ in range(job["repeats"]):
             for preset, step in steps.items():
@@ -237,16 +248,16 @@ def _time_presets(job: dict, queue) -> None:
                 times[preset].append(time.perf_counter() - start)
         profiles = {}
         if job["profile"]:
-            for preset, step in steps.items():
-                work = 2 * count_macs(apply_preset(preset, job["overrides"]))["per_clip"] * job["batch"]
-                profiles[preset] = profile_call(step, work * (3 if job["mode"] == "train" else 1))
+            for label, step in steps.items():
+                work = 2 * count_macs(apply_preset(split_label(label)[0], job["overrides"]))["per_clip"] * job["batch"]
+                profiles[label] = profile_call(step, work * (3 if job["mode"] == "train" else 1))
         floors = {}
         if job["floor"] and job["mode"] == "inference":
             seconds = time_floor_operators(apply_preset("default", job["overrides"]), job["batch"], job["repeats"])
-            for preset in job["presets"]:
-                config = apply_preset(preset, job["overrides"])
+            for label in job["presets"]:
+                config = apply_preset(split_label(label)[0], job["overrides"])
                 if "attention" not in (config.spatial_mixer, config.temporal_mixer):
-                    floors[preset] = {"counts": floor_counts(config), "seconds": seconds}
+                    floors[label] = {"counts": floor_counts(config), "seconds": seconds}
         queue.put({"times": times, "profiles": profiles, "floors": floors})
     except Exception as error:  # report to the parent, which raises it
         queue.put({"error": f"{type(error).__name__}: {error}"})
@@ -259,8 +270,9 @@ def _peak_memory(job: dict, queue) -> None:
         if job["keep_freed_memory"]:
             keep_freed_memory()
         baseline = _max_rss_mib()
-        config = apply_preset(job["preset"], job["overrides"])
-        _, step = _make_step(config, job["mode"], job["batch"], compile_model=False)
+        preset, eager = split_label(job["preset"])
+        config = apply_preset(preset, job["overrides"])
+        _, step = _make_step(config, job["mode"], job["batch"], compile_model=False, eager=eager)
         step()
         step()
         peak = _max_rss_mib()
@@ -309,6 +321,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--floor", action="store_true",
                         help="also time the operators every block needs (MLP products, LayerNorm, GELU) alone and "
                              "print the call time they add up to and the largest ratio to mixste it allows")
+    parser.add_argument("--no-fused", action="store_true",
+                        help="inference without the fused CPU kernels (common/fused_inference.py): the eager path")
+    parser.add_argument("--compare-eager", action="store_true",
+                        help="also time every non-attention preset's inference with the fused CPU kernels off "
+                             "(rows 'PRESET/eager'), in the same interleaved rounds")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc malloc untuned (run.py tunes it: common/cpu_allocator.py); for comparison")
     args = parser.parse_args()
@@ -322,6 +339,8 @@ def parse_args() -> argparse.Namespace:
     if args.floor and all("attention" in (PRESETS[p]["spatial_mixer"], PRESETS[p]["temporal_mixer"])
                           for p in args.presets.split(",")):
         raise UserError("--floor: needs a preset without attention in --presets (the floor is of the pool models)")
+    if args.no_fused and args.compare_eager:
+        raise UserError("--compare-eager: compares the fused kernels with the eager path; drop --no-fused")
     if not 0.0 <= args.drop_path < 1.0:
         raise UserError(f"--drop-path: expected a probability in [0, 1), got {args.drop_path}")
     if args.warmup < 0:
@@ -333,30 +352,39 @@ def main() -> None:
     args = parse_args()
     configs, presets = args.configs.split(","), args.presets.split(",")
     modes = ["inference"] if args.no_train else ["inference", "train"]
+    if args.no_fused:
+        os.environ[fused_inference.ENV_SWITCH] = "0"  # inherited by the timing processes
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, compile={args.compile}, "
           f"repeats {args.repeats} (+{args.warmup} warm-up), drop path {args.drop_path}, "
           f"malloc {'system' if args.system_malloc else 'tuned'}")
+    kernels = fused_inference.status()  # built here once, before the timing processes load it
+    print(f"fused CPU inference kernels (non-attention presets, eval): "
+          f"{'on' if kernels.available and not args.compile else 'off'} ({kernels.detail}"
+          f"{'; torch.compile traces the eager path' if args.compile and kernels.available else ''})")
+    eager_labels = [f"{p}{EAGER_SUFFIX}" for p in presets if args.compare_eager and
+                    "attention" not in (PRESETS[p]["spatial_mixer"], PRESETS[p]["temporal_mixer"])]
     mlp_shapes = [(CONFIGS[c]["num_frames"] * 17, CONFIGS[c]["embed_dim"], 2 * CONFIGS[c]["embed_dim"])
                   for c in configs]
     ceiling_shapes = [(2048, 2048, 2048), *mlp_shapes]
     ceilings = matmul_ceiling(args.threads, CEILING_REPEATS, ceiling_shapes)
     print("matmul ceiling before (fp32 GFLOP/s): " + ", ".join(f"{k}: {v:.1f}" for k, v in ceilings.items()))
-    header = (f"{'config':6} {'preset':10} {'mode':9} {'frames/s':>9} {'best f/s':>9} {'best ms':>9} "
+    header = (f"{'config':6} {'preset':16} {'mode':9} {'frames/s':>9} {'best f/s':>9} {'best ms':>9} "
               f"{'GFLOP/s':>8} {'%ceil':>6} {'peakMiB':>8} {'+MiB':>7} {'x mixste':>8}")
     summaries, profiles, floors = [], {}, {}
     for config_name in configs:
         overrides = {**CONFIGS[config_name], "drop_path_rate": args.drop_path}
         results = {}
         for mode in modes:
-            job = {"overrides": overrides, "presets": presets, "mode": mode, "threads": args.threads,
+            labels = presets + (eager_labels if mode == "inference" else [])
+            job = {"overrides": overrides, "presets": labels, "mode": mode, "threads": args.threads,
                    "batch": args.batch, "compile": args.compile, "repeats": args.repeats, "warmup": args.warmup,
                    "keep_freed_memory": not args.system_malloc, "profile": args.profile, "floor": args.floor}
             timed = run_child(_time_presets, job)
             times = timed["times"]
             profiles.update({(config_name, preset, mode): found for preset, found in timed["profiles"].items()})
             floors.update({(config_name, preset): found for preset, found in timed["floors"].items()})
-            for preset in presets:
-                config = apply_preset(preset, overrides)
+            for preset in labels:
+                config = apply_preset(split_label(preset)[0], overrides)
                 memory = None if args.no_memory else run_child(_peak_memory, {**job, "preset": preset})
                 work = 2 * count_macs(config)["per_clip"] * args.batch * (3 if mode == "train" else 1)
                 frames = args.batch * config.num_frames
@@ -366,7 +394,7 @@ def main() -> None:
         for (preset, mode), (median, best, work, frames, memory, _) in results.items():
             gflops = work / best / 1e9  # best-of, like the matmul ceiling
             ratio = f"{results[('mixste', mode)][1] / best:.2f}" if ("mixste", mode) in results else ""
-            print(f"{config_name:6} {preset:10} {mode:9} {frames / median:9.1f} {frames / best:9.1f} "
+            print(f"{config_name:6} {preset:16} {mode:9} {frames / median:9.1f} {frames / best:9.1f} "
                   f"{best * 1e3:9.1f} {gflops:8.1f} {100 * gflops / max(ceilings.values()):6.1f} "
                   f"{_memory_columns(memory)} {ratio:>8}", flush=True)
         summaries.append((config_name, results))
@@ -378,11 +406,10 @@ def main() -> None:
         for (preset, mode), (_, best, work, _, _, _) in results.items():
             print(f"{config_name}: {preset} {mode}: {work / best / 1e9:.1f} GFLOP/s = "
                   f"{100 * work / best / 1e9 / ceiling:.1f}% of the matmul ceiling")
-        for preset in presets:
+        for preset, mode in results:
             if preset != "mixste" and "mixste" in presets:
-                for mode in modes:
-                    ratio = ratio_summary(results[("mixste", mode)][5], results[(preset, mode)][5])
-                    print(f"{config_name}: {preset} / mixste {mode} throughput, best-of: {ratio}")
+                ratio = ratio_summary(results[("mixste", mode)][5], results[(preset, mode)][5])
+                print(f"{config_name}: {preset} / mixste {mode} throughput, best-of: {ratio}")
     if profiles:
         print("where one call spends its time (torch.profiler, self CPU time; profiler overhead included):")
     for (config_name, preset, mode), found in profiles.items():
@@ -392,8 +419,9 @@ def main() -> None:
               f"{100 * found['matmul_share']:.1f}% ({found['matmul_gflops']:.1f} GFLOP/s inside them), other "
               f"{100 * (1 - found['matmul_share']):.1f}%: {others}")
     if floors:
-        print("inference floor (operators every block needs, each timed alone, best of the repeats; token mixing, "
-              "pooling and residual adds counted as free):")
+        print("eager inference floor (operators every block needs in eager PyTorch, each timed alone, best of the "
+              "repeats; token mixing, pooling and residual adds counted as free; the fused CPU kernels run the "
+              "LayerNorms inside one pass per block and can go below it):")
     for (config_name, preset), found in floors.items():
         report = floor_report(found["counts"], found["seconds"], dict(summaries)[config_name], preset)
         print(f"{config_name}: {preset}: {report}")

@@ -76,6 +76,18 @@ def window_mean(x: torch.Tensor, axis: str, window: int, dilation: int = 1) -> t
     return total / count.view(shape)
 
 
+def sparse_rows(matrix: torch.Tensor, keep_zeros: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A dense ``(L, L)`` token-mixing matrix in compressed sparse row form ``(row offsets, columns, values)``: the
+    form the fused CPU kernels (`common.fused_inference`) take a mixer in. ``keep_zeros`` keeps every entry (a dense
+    matrix, which those kernels run with their dense-matrix loop)."""
+    matrix = matrix.detach().float()
+    nonzero = torch.ones_like(matrix, dtype=torch.bool) if keep_zeros else matrix != 0
+    offsets = torch.zeros(matrix.shape[0] + 1, dtype=torch.long, device=matrix.device)
+    offsets[1:] = nonzero.sum(dim=1).cumsum(0)
+    columns = nonzero.nonzero()[:, 1].contiguous()
+    return offsets, columns, matrix[nonzero].contiguous()
+
+
 def add_scaled(x: torch.Tensor, mixed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     """``x + scale * mixed`` in one pass (``scale``: per-channel layer scale, or None for 1)."""
     return x + mixed if scale is None else torch.addcmul(x, scale, mixed)
@@ -92,6 +104,7 @@ class PoolMixer(nn.Module):
         if dilation < 1:
             raise ValueError(f"pool dilation must be >= 1, got {dilation}")
         self.axis, self.window, self.dilation = axis, window, dilation
+        self._sparse_cache: dict = {}
 
     def reach(self) -> int:
         """How many tokens on each side one application of this mixer can see."""
@@ -102,6 +115,21 @@ class PoolMixer(nn.Module):
 
     def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         return add_scaled(x, self(normed), scale)
+
+    def mixing_matrix(self, length: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """This mixer as an ``(L, L)`` matrix along its axis (``mixer(x) = M x``): the mixer applied to the identity."""
+        identity = torch.eye(length, device=device)
+        tokens = identity.view(1, length, 1, length) if self.axis == TEMPORAL else identity.view(1, 1, length, length)
+        mixed = self(tokens)  # channel s of token t = M[t, s]
+        return mixed[0, :, 0, :] if self.axis == TEMPORAL else mixed[0, 0]
+
+    def sparse_mixing(self, length: int, device: torch.device | str = "cpu"):
+        """`mixing_matrix` in sparse row form (cached: pooling has no parameters)."""
+        key = (length, str(device))
+        if key not in self._sparse_cache:
+            with torch.no_grad():
+                self._sparse_cache[key] = sparse_rows(self.mixing_matrix(length, device))
+        return self._sparse_cache[key]
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, window={self.window}, dilation={self.dilation}"
@@ -136,6 +164,12 @@ class GraphMixer(nn.Module):
     def add_mixed(self, x: torch.Tensor, normed: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         return mix_joints(self.mixing, normed, x) if scale is None else add_scaled(x, self(normed), scale)
 
+    def sparse_mixing(self, length: int, device: torch.device | str = "cpu"):
+        """The neighbour matrix minus the identity in sparse row form (``length`` must be J)."""
+        if length != self.mixing.shape[0]:
+            raise ValueError(f"graph mixer has {self.mixing.shape[0]} joints, asked for {length}")
+        return sparse_rows(self.mixing.to(device))
+
 
 class FcMixer(nn.Module):
     """MetaFormer's learned spatial token mixing: a learnable ``J x J`` matrix ``W`` across joints, ``W x - x``.
@@ -156,6 +190,12 @@ class FcMixer(nn.Module):
         if scale is not None:
             return add_scaled(x, self(normed), scale)
         return mix_joints(self.weight - self.identity, normed, x)
+
+    def sparse_mixing(self, length: int, device: torch.device | str = "cpu"):
+        """``W - I`` as a dense matrix in sparse row form (``length`` must be J); follows the current weights."""
+        if length != self.weight.shape[0]:
+            raise ValueError(f"fc mixer has {self.weight.shape[0]} joints, asked for {length}")
+        return sparse_rows((self.weight - self.identity).to(device), keep_zeros=True)
 
 
 def mix_joints(mixing: torch.Tensor, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,6 +27,7 @@ from timm.layers import LayerScale, Mlp, trunc_normal_
 from timm.layers import drop_path as timm_drop_path
 from torch import nn
 
+from common import fused_inference
 from common.errors import UserError
 from common.mixers import SPATIAL, TEMPORAL, AttentionMixer, FcMixer, GraphMixer, PoolMixer, add_linear
 
@@ -294,6 +295,8 @@ class PoseMetaFormer(nn.Module):
                 f"PoseMetaFormer expects input (B, {', '.join(map(str, expected))}) "
                 f"(the temporal position embedding has {cfg.num_frames} frames), got {tuple(keypoints_2d.shape)}"
             )
+        if fused_inference.applies(self, keypoints_2d):  # eval on the CPU: the same function through fused kernels
+            return fused_inference.forward(self, keypoints_2d)
         # Each stream's position embedding is added once, before its first block (MixSTE's order of operations).
         x = self.pos_drop(self.joint_embed(keypoints_2d) + self.spatial_pos)
         for layer, (spatial_block, temporal_block) in enumerate(zip(self.spatial_blocks, self.temporal_blocks)):

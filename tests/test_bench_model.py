@@ -33,15 +33,18 @@ def _bench_model_module():
 
 def test_bench_model_prints_every_preset_and_mode_with_ratios():
     result = _run("--configs", "small", "--presets", "mixste,default", "--repeats", "2", "--warmup", "1",
-                  "--threads", "1", "--drop-path", "0.1", "--no-memory", "--floor")
+                  "--threads", "1", "--drop-path", "0.1", "--no-memory", "--floor", "--compare-eager")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "1 thread(s), batch 1, compile=False, repeats 2 (+1 warm-up), drop path 0.1, malloc tuned" in out
+    assert re.search(r"^fused CPU inference kernels \(non-attention presets, eval\): on \(", out, re.M), out
     number = r"\s+([\d.]+)"
-    rows = re.findall(rf"^small\s+(\w+)\s+(inference|train){number * 4}\s+[\d.]+\s+-\s+-\s", out, re.M)
+    rows = re.findall(rf"^small\s+([\w/]+)\s+(inference|train){number * 4}\s+[\d.]+\s+-\s+-\s", out, re.M)
+    # --compare-eager: default's inference once more with the fused kernels off (attention presets have none)
     assert {(preset, mode) for preset, mode, *_ in rows} == {
         (p, m) for p in ("mixste", "default") for m in ("inference", "train")
-    }
+    } | {("default/eager", "inference")}
+    assert re.search(r"small: default/eager / mixste inference throughput, best-of: [\d.]+x", out)
     for _, _, frames_per_s, best_frames_per_s, best_ms, gflops in rows:
         # best-of throughput is at least the median one, and the best time (printed to 0.1 ms) is 27 frames' worth
         assert float(best_frames_per_s) >= float(frames_per_s) > 0
@@ -114,7 +117,9 @@ def test_bench_model_profile_splits_time_into_matrix_products_and_the_rest():
     for preset, mode, total_ms, matmul, matmul_gflops, other, top in rows:
         assert float(total_ms) > 0 and 0 < float(matmul) < 100 and float(matmul_gflops) > 0
         assert abs(float(matmul) + float(other) - 100) <= 0.11
-        assert "layer_norm" in top  # every preset normalises every block
+        # every preset normalises every block: in LayerNorm, or (default's inference) inside the fused block kernel
+        fused = preset == "default" and mode == "inference"
+        assert ("poolmixste_fused::norm_mix_norm" if fused else "layer_norm") in top, top
         shares[preset, mode] = float(matmul)
     # MixSTE's extra work is all matrix products (qkv, attention, projection): a larger share of its time
     assert shares["mixste", "inference"] > shares["default", "inference"]
@@ -125,6 +130,13 @@ def test_bench_model_rejects_bad_flags_in_one_line():
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: --presets: unknown nope")
     assert "Traceback" not in result.stderr
+
+
+def test_bench_model_compare_eager_needs_the_fused_kernels_on():
+    result = _run("--no-fused", "--compare-eager")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --compare-eager: compares the fused kernels with the eager path; drop --no-fused")
 
 
 def test_bench_model_floor_needs_a_pool_preset():
