@@ -103,7 +103,7 @@ def _build() -> KernelStatus:
         from torch.utils import cpp_extension
 
         name = f"{NAMESPACE}_{_cpu_tag()}"
-        print(f"fused CPU inference kernels: building or loading {name} (compiled once per CPU, ~15 s)",
+        print(f"fused CPU inference kernels: loading {name} (built on first use on this CPU, ~15 s)",
               file=sys.stderr, flush=True)
         cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=list(COMPILE_FLAGS),
                            is_python_module=False, verbose=False)

@@ -182,6 +182,7 @@ class FcMixer(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_tokens, num_tokens))
         trunc_normal_(self.weight, std=0.02)
         self.register_buffer("identity", torch.eye(num_tokens), persistent=False)
+        self._dense_structure: tuple[torch.Tensor, torch.Tensor] | None = None  # row offsets, columns of a J x J matrix
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mix_joints(self.weight - self.identity, x)  # (W - I) x in one product (J x J, folded before use)
@@ -195,7 +196,10 @@ class FcMixer(nn.Module):
         """``W - I`` as a dense matrix in sparse row form (``length`` must be J); follows the current weights."""
         if length != self.weight.shape[0]:
             raise ValueError(f"fc mixer has {self.weight.shape[0]} joints, asked for {length}")
-        return sparse_rows((self.weight - self.identity).to(device), keep_zeros=True)
+        values = (self.weight - self.identity).detach().to(device=device, dtype=torch.float32).reshape(-1)
+        if self._dense_structure is None or self._dense_structure[0].device != values.device:
+            self._dense_structure = sparse_rows(torch.ones(length, length, device=values.device), True)[:2]
+        return (*self._dense_structure, values.contiguous())
 
 
 def mix_joints(mixing: torch.Tensor, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
