@@ -6,21 +6,22 @@ Per block it runs:
 
 1. ``norm_mix_norm`` (C++, ``common/csrc/fused_blocks.cpp``): the previous stream's shared LayerNorm and the
    temporal position embedding (where the model has them), ``norm1``, the token mixer (minus the identity), the
-   mixer's residual add with its layer scale, ``norm2``, and the MLP's output bias added to the residual, in ONE
-   pass over the activations. The mixer enters as a sparse ``L x L`` matrix along its axis (pooling windows,
-   skeleton neighbours, the fc mixer's dense ``W - I``), so every such mixer runs through the same kernel.
+   mixer's residual add with its layer scale, ``norm2``, and the MLP's output bias added to the residual, in one
+   pass over the activations; the residual is written over the block's input. The mixer enters as a sparse
+   ``L x L`` matrix along its axis (pooling windows, skeleton neighbours, the fc mixer's dense ``W - I``), so every
+   such mixer runs through the same kernel.
 2. the MLP's first product (MKL, no bias), then ``bias_gelu_`` (C++): bias and exact GELU in one in-place pass;
 3. the MLP's second product accumulated into the residual (``addmm_``, layer scale folded into its weight).
 
 Eager PyTorch needs about eight passes over memory per block for the work of step 1 (three LayerNorms, pooling, the
 subtraction, the residual add, the bias broadcast for fc1, the residual plus fc2 bias); on this project's 2-core
-CPU the fused path makes a paper-size inference call about 5-10 % faster (`benchmarks/bench_model.py --no-fused`
-times the eager path for comparison).
+CPU the fused path makes a paper-size inference call about 10 % faster (`benchmarks/bench_model.py
+--compare-eager` times both in the same run, `--no-fused` the eager path alone).
 
 The kernels are compiled on first use with the C++ compiler PyTorch's extension builder finds (``-O3
 -march=native``: built for the CPU it runs on, and cached by PyTorch under ``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``, in a directory named after this CPU's instruction set). Where they cannot be
-built (no compiler, or one without GCC / Clang vector extensions such as MSVC), `status` says why, a single line
+built (no compiler, no OpenMP, or no GCC / Clang vector extensions as with MSVC), `status` says why, a single line
 is printed once, and inference runs the eager path. ``POOLMIXSTE_FUSED_KERNELS=0`` turns the kernels off (and
 `eager_only` for the calls inside a ``with`` block).
 """
@@ -43,7 +44,6 @@ ENV_SWITCH = "POOLMIXSTE_FUSED_KERNELS"
 SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_blocks.cpp"
 NAMESPACE = "poolmixste_fused"
 CHANNEL_MULTIPLE = 16  # the kernels work on vectors of 16 channels
-TEMPORAL_CHUNK = 64  # frames per work unit of the temporal kernel (its normalised rows stay in the L2 cache)
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros",
                  "-fassociative-math")
 
@@ -161,7 +161,8 @@ def _layer_scale(module: nn.Module) -> torch.Tensor | None:
 def _run_block(block: nn.Module, x: torch.Tensor, temporal: bool, pre_norm: nn.Module | None,
                pos: torch.Tensor | None) -> torch.Tensor:
     """One MetaFormer block on ``x`` (B, F, J, C), after ``pre_norm`` and ``+ pos`` (the model's stream norm and
-    temporal position embedding that precede it): returns the block's output, a new tensor."""
+    temporal position embedding that precede it). Returns the block's output, computed in ``x``'s memory: ``x`` is
+    consumed."""
     ops = getattr(torch.ops, NAMESPACE)
     b, f, j, c = x.shape
     length = f if temporal else j
@@ -176,8 +177,7 @@ def _run_block(block: nn.Module, x: torch.Tensor, temporal: bool, pre_norm: nn.M
         0.0 if pre_norm is None else pre_norm.eps, pos,
         block.norm1.weight, block.norm1.bias, block.norm1.eps, rows, cols, values, scale1,
         block.norm2.weight, block.norm2.bias, block.norm2.eps, fc2_bias,
-        TEMPORAL_CHUNK if temporal else length,
-    )
+    )  # the residual is written over x (not needed any more)
     hidden = torch.mm(normed.view(-1, c), fc1.weight.t())
     ops.bias_gelu_(hidden, fc1.bias)
     residual.view(-1, c).addmm_(hidden, fc2_weight.t())

@@ -13,8 +13,10 @@
 //       n2  = LN2(x')                          (the MLP's input)
 //   bias_gelu_: h = GELU(h + bias) in place (exact erf GELU), after the MLP's first product.
 //
-// Work is split over (sequence, chunk of tokens); a chunk normalises the rows its mixer reads (its own rows and a
-// halo) into a small scratch buffer that stays in cache, so every input row is read from memory once.
+// Work is split over sequences (the frames of one joint for the temporal mixer, the joints of one frame for the spatial
+// one); each is handled by one thread in two passes: the first normalises its rows into a scratch buffer that stays
+// in cache (at most F x C floats: 0.5 MiB at F = 243, C = 512), the second mixes and finishes them. The residual is
+// written over the input, which the model no longer needs: no new buffer for it and no extra pass over memory.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -105,14 +107,14 @@ inline void mix_row(const float* x, const float* normed, int64_t first, int64_t 
 // The same for `Rows` consecutive output tokens of a dense mixing matrix (row-major values, `length` per row): each
 // input vector is loaded once for all of them.
 template <int64_t Rows>
-inline void mix_dense_rows(const float* x, const float* normed, int64_t length, const float* values,
+inline void mix_dense_rows(const float* x, int64_t x_stride, const float* normed, int64_t length, const float* values,
                            const float* scale, float* m, int64_t c) {
   for (int64_t k0 = 0; k0 < c; k0 += 2 * kBlock) {
     if (k0 + 2 * kBlock > c) {  // one vector left
       for (int64_t r = 0; r < Rows; ++r) {
         Vec acc{};
         for (int64_t s = 0; s < length; ++s) acc += splat(values[r * length + s]) * load(normed + s * c + k0);
-        const Vec base = load(x + r * c + k0);
+        const Vec base = load(x + r * x_stride + k0);
         store(m + r * c + k0, scale ? base + load(scale + k0) * acc : base + acc);
       }
       continue;
@@ -127,7 +129,7 @@ inline void mix_dense_rows(const float* x, const float* normed, int64_t length, 
       }
     }
     for (int64_t r = 0; r < Rows; ++r) {
-      const float* xr = x + r * c;
+      const float* xr = x + r * x_stride;
       float* mr = m + r * c;
       if (scale) {
         store(mr + k0, load(xr + k0) + load(scale + k0) * acc0[r]);
@@ -174,12 +176,12 @@ inline float erf_rational(float x) {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> norm_mix_norm(
-    const at::Tensor& y, bool temporal, const c10::optional<at::Tensor>& pre_weight,
+    at::Tensor y, bool temporal, const c10::optional<at::Tensor>& pre_weight,
     const c10::optional<at::Tensor>& pre_bias, double pre_eps, const c10::optional<at::Tensor>& pos,
     const at::Tensor& norm1_weight, const at::Tensor& norm1_bias, double norm1_eps, const at::Tensor& mix_rows,
     const at::Tensor& mix_cols, const at::Tensor& mix_values, const c10::optional<at::Tensor>& scale1,
     const at::Tensor& norm2_weight, const at::Tensor& norm2_bias, double norm2_eps,
-    const c10::optional<at::Tensor>& residual_bias, int64_t chunk) {
+    const c10::optional<at::Tensor>& residual_bias) {
   TORCH_CHECK(y.dim() == 4 && y.scalar_type() == at::kFloat && y.is_contiguous() && y.device().is_cpu(),
               "norm_mix_norm: y must be a contiguous float32 CPU tensor (B, F, J, C)");
   const int64_t batch = y.size(0), frames = y.size(1), joints = y.size(2), c = y.size(3);
@@ -210,13 +212,11 @@ std::tuple<at::Tensor, at::Tensor> norm_mix_norm(
   for (int64_t t = 0; t < length; ++t) TORCH_CHECK(rows[t] <= rows[t + 1], "norm_mix_norm: mix_rows must not decrease");
   for (int64_t e = 0; e < nnz; ++e)
     TORCH_CHECK(cols[e] >= 0 && cols[e] < length, "norm_mix_norm: mix_cols must index tokens 0..", length - 1);
-  TORCH_CHECK(chunk > 0, "norm_mix_norm: chunk must be positive");
   bool dense = nnz == length * length;  // every row lists every token in order (the fc mixer's matrix)
   for (int64_t e = 0; dense && e < nnz; ++e) dense = cols[e] == e % length;
 
-  at::Tensor residual = at::empty_like(y), normed2 = at::empty_like(y);
-  const float* in = y.data_ptr<float>();
-  float* res_out = residual.data_ptr<float>();
+  at::Tensor normed2 = at::empty_like(y);
+  float* data = y.data_ptr<float>();  // read, then overwritten with the residual (each sequence by one thread)
   float* norm_out = normed2.data_ptr<float>();
   const float* values = mix_values.data_ptr<float>();
   const float* pos_data = data_or_null(pos);
@@ -229,53 +229,50 @@ std::tuple<at::Tensor, at::Tensor> norm_mix_norm(
 
   const int64_t sequences = temporal ? batch * joints : batch * frames;
   const int64_t token_stride = temporal ? joints * c : c;  // floats between neighbouring tokens of one sequence
-  const int64_t chunks = (length + chunk - 1) / chunk;
+  constexpr int64_t kRows = 4;  // output tokens mixed together by the dense loop
 
-  at::parallel_for(0, sequences * chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> xs, ns, mixed;
-    for (int64_t unit = begin; unit < end; ++unit) {
-      const int64_t seq = unit / chunks, t0 = (unit % chunks) * chunk, t1 = std::min(length, t0 + chunk);
+  at::parallel_for(0, sequences, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> normed(length * c), mixed(kRows * c);
+    for (int64_t seq = begin; seq < end; ++seq) {
       const int64_t b = temporal ? seq / joints : seq / frames;
-      const int64_t base = temporal ? (b * frames * joints + seq % joints) * c : seq * joints * c;
-      int64_t lo = t0, hi = t1;  // the tokens this chunk's rows read
-      for (int64_t e = rows[t0]; e < rows[t1]; ++e) { lo = std::min(lo, cols[e]); hi = std::max(hi, cols[e] + 1); }
-      xs.resize((hi - lo) * c);
-      ns.resize((hi - lo) * c);
-      for (int64_t t = lo; t < hi; ++t) {
-        const float* src = in + base + t * token_stride;
-        float* x = xs.data() + (t - lo) * c;
-        if (has_pre) layer_norm_row(src, x, pre, c);
-        else std::copy(src, src + c, x);
+      float* first = data + (temporal ? (b * frames * joints + seq % joints) * c : seq * joints * c);
+      // pass 1: x = LN_pre(y) + pos, written over y (the residual stream), and n1 = LN1(x) into the scratch rows
+      for (int64_t t = 0; t < length; ++t) {
+        float* x = first + t * token_stride;
+        if (t + 1 < length)  // the next row is another 2 KiB block of memory: ask for it early
+          for (int64_t k = 0; k < c; k += kBlock) __builtin_prefetch(x + token_stride + k, 1, 3);
+        if (has_pre) layer_norm_row(x, x, pre, c);
         if (pos_data) {
           const float* p = pos_data + (temporal ? t : seq % frames) * c;
           for (int64_t k = 0; k < c; k += kBlock) store(x + k, load(x + k) + load(p + k));
         }
-        layer_norm_row(x, ns.data() + (t - lo) * c, norm1, c);
+        layer_norm_row(x, normed.data() + t * c, norm1, c);
       }
-      mixed.resize((t1 - t0) * c);
-      const float* normed = ns.data() - lo * c;  // row t of the sequence at normed + t * c
-      int64_t t = t0;
-      if (dense)  // every output token reads every token: four output rows per pass over the inputs
-        for (; t + 4 <= t1; t += 4)
-          mix_dense_rows<4>(xs.data() + (t - lo) * c, normed, length, values + t * length, scale,
-                            mixed.data() + (t - t0) * c, c);
-      for (; t < t1; ++t) {
-        const float* x = xs.data() + (t - lo) * c;
-        float* m = mixed.data() + (t - t0) * c;
-        if (c % (4 * kBlock) == 0) mix_row<4>(x, normed, rows[t], rows[t + 1], cols, values, scale, m, c);
-        else mix_row<1>(x, normed, rows[t], rows[t + 1], cols, values, scale, m, c);
-      }
-      for (t = t0; t < t1; ++t) {
-        const float* m = mixed.data() + (t - t0) * c;
-        const int64_t offset = base + t * token_stride;
+      // pass 2: x' = x + scale * M n1, then n2 = LN2(x') and the residual x' + res_bias over x
+      auto finish = [&](int64_t t, const float* m) {
+        float* x = first + t * token_stride;
+        const int64_t offset = x - data;
         layer_norm_row(m, norm_out + offset, norm2, c);
-        float* r = res_out + offset;
-        if (res_bias) for (int64_t k = 0; k < c; k += kBlock) store(r + k, load(m + k) + load(res_bias + k));
-        else std::copy(m, m + c, r);
+        if (res_bias) for (int64_t k = 0; k < c; k += kBlock) store(x + k, load(m + k) + load(res_bias + k));
+        else std::copy(m, m + c, x);
+      };
+      int64_t t = 0;
+      if (dense)  // every output token reads every token: kRows output rows per pass over the inputs
+        for (; t + kRows <= length; t += kRows) {
+          mix_dense_rows<kRows>(first + t * token_stride, token_stride, normed.data(), length, values + t * length,
+                                scale, mixed.data(), c);
+          for (int64_t r = 0; r < kRows; ++r) finish(t + r, mixed.data() + r * c);
+        }
+      for (; t < length; ++t) {
+        const float* x = first + t * token_stride;
+        float* m = mixed.data();
+        if (c % (4 * kBlock) == 0) mix_row<4>(x, normed.data(), rows[t], rows[t + 1], cols, values, scale, m, c);
+        else mix_row<1>(x, normed.data(), rows[t], rows[t + 1], cols, values, scale, m, c);
+        finish(t, m);
       }
     }
   });
-  return {residual, normed2};
+  return {y, normed2};
 }
 
 at::Tensor bias_gelu_(at::Tensor hidden, const at::Tensor& bias) {
@@ -298,10 +295,10 @@ at::Tensor bias_gelu_(at::Tensor hidden, const at::Tensor& bias) {
 }
 
 TORCH_LIBRARY(FUSED_NAMESPACE, m) {
-  m.def("norm_mix_norm(Tensor y, bool temporal, Tensor? pre_weight, Tensor? pre_bias, float pre_eps, Tensor? pos, "
+  m.def("norm_mix_norm(Tensor(a!) y, bool temporal, Tensor? pre_weight, Tensor? pre_bias, float pre_eps, Tensor? pos, "
         "Tensor norm1_weight, Tensor norm1_bias, float norm1_eps, Tensor mix_rows, Tensor mix_cols, "
         "Tensor mix_values, Tensor? scale1, Tensor norm2_weight, Tensor norm2_bias, float norm2_eps, "
-        "Tensor? residual_bias, int chunk) -> (Tensor, Tensor)");
+        "Tensor? residual_bias) -> (Tensor(a!), Tensor)");
   m.def("bias_gelu_(Tensor(a!) hidden, Tensor bias) -> Tensor(a!)");
 }
 
