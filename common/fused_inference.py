@@ -103,11 +103,14 @@ def _build() -> KernelStatus:
         from torch.utils import cpp_extension
 
         name = f"{NAMESPACE}_{_cpu_tag()}"
-        print(f"fused CPU inference kernels: loading {name} (built on first use on this CPU, ~15 s)",
-              file=sys.stderr, flush=True)
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        built = [library.stat().st_mtime for library in build_dir.glob("*.so")]
+        if not built or max(built) < SOURCE.stat().st_mtime:  # a build is coming: say why this call takes a while
+            print(f"fused CPU inference kernels: building {name} (once per CPU and source version, ~15 s)",
+                  file=sys.stderr, flush=True)
         cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=list(COMPILE_FLAGS),
                            is_python_module=False, verbose=False)
-        return KernelStatus(True, f"{name} in {cpp_extension._get_build_directory(name, verbose=False)}")
+        return KernelStatus(True, f"{name} in {build_dir}")
     except Exception as error:  # noqa: BLE001 - any build failure means: run the eager path, and say why
         reason = str(error).strip().splitlines()
         return KernelStatus(False, f"could not be built ({type(error).__name__}: {reason[0] if reason else ''})")
