@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import platform
 import sys
@@ -100,6 +101,9 @@ def _build() -> KernelStatus:
     if _loaded():
         return KernelStatus(True, "already loaded in this process")
     try:
+        # importing the extension builder logs a warning about CUDA when a CUDA toolkit but no GPU runtime is found;
+        # these kernels are CPU-only, so that warning is noise here
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         from torch.utils import cpp_extension
 
         name = f"{NAMESPACE}_{_cpu_tag()}"
