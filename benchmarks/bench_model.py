@@ -32,9 +32,13 @@ Timing runs in one spawned process per (config, mode) that builds every preset a
 busy machine; peak memory is measured separately in one fresh process per (config, preset, mode), eager, two calls.
 The numbers are wall-clock: run the script more than once.
 
+Inference of the non-attention presets runs through the fused CPU kernels (`common.fused_inference`) when they are
+available (the header says which); ``--compare-eager`` adds rows ``PRESET/eager`` timed with them off in the same
+interleaved rounds, ``--no-fused`` turns them off for the whole run.
+
 Usage: python benchmarks/bench_model.py [--configs paper,small] [--presets mixste,default,poolformer]
        [--repeats 5] [--threads N] [--batch 1] [--compile] [--no-train] [--no-memory]
-       [--drop-path 0.0] [--system-malloc] [--profile] [--floor]
+       [--drop-path 0.0] [--system-malloc] [--profile] [--floor] [--compare-eager | --no-fused]
 """
 
 from __future__ import annotations
