@@ -137,22 +137,31 @@ def supports(model: nn.Module) -> bool:
     from common.mixers import FcMixer, GraphMixer, PoolMixer
 
     config = model.config
-    if config.embed_dim % CHANNEL_MULTIPLE:
+    if config.embed_dim % CHANNEL_MULTIPLE or model.joint_embed.weight.dtype != torch.float32:
         return False
+    norms = [norm for norm in (model.spatial_norm, model.temporal_norm) if isinstance(norm, nn.LayerNorm)]
     for block in (*model.spatial_blocks, *model.temporal_blocks):
         mlp = block.mlp
         if not isinstance(block.mixer, (PoolMixer, GraphMixer, FcMixer)):
             return False
         if getattr(mlp.act, "approximate", None) != "none" or mlp.fc1.bias is None or mlp.fc2.bias is None:
             return False
-    return True
+        norms += [block.norm1, block.norm2]
+    return all(norm.weight is not None and norm.bias is not None for norm in norms)
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return compiler.is_compiling()
+    return torch._dynamo.is_compiling()  # torch < 2.3
 
 
 def applies(model: nn.Module, keypoints_2d: torch.Tensor) -> bool:
     """Whether this call of ``model`` takes the fused path (cheap checks first; builds the kernels on first use)."""
     if model.training or torch.is_grad_enabled() or keypoints_2d.device.type != "cpu":
         return False
-    if torch.compiler.is_compiling():  # torch.compile traces the eager inference path (it fuses on its own)
+    if _is_compiling():  # torch.compile traces the eager inference path (it fuses on its own)
         return False
     if keypoints_2d.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
         return False

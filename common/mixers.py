@@ -20,6 +20,9 @@ used by the block's inference path (eval mode, no autograd). It is the same func
 memory: where the mixer ends in a matrix product (`FcMixer`'s ``W - I``, `AttentionMixer`'s output projection) the
 residual is accumulated by that product itself, otherwise it is one fused ``x + scale * m`` (``addcmul``).
 
+`PoolMixer`, `GraphMixer` and `FcMixer` are linear maps along their axis; ``sparse_mixing(L)`` gives each as a sparse
+``L x L`` matrix (compressed rows), the form in which the fused CPU kernels of `common.fused_inference` run them.
+
 The pooling mixer works on the ``(B, F, J, C)`` memory layout directly: viewed as a ``(B, C, F, J)`` tensor it is
 exactly PyTorch's channels-last layout, so ``avg_pool2d`` pools along F (kernel ``(k, 1)``) or J (kernel ``(1, k)``)
 with its vectorised channels-last kernel and no transpose copy.

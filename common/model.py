@@ -10,7 +10,8 @@ Reading order, top to bottom:
    then ``x = x + DropPath(LayerScale(MLP(norm2(x))))`` (in eval mode without autograd, `forward_inference` computes
    the same function with the residual adds folded into the matrix products).
 4. `PoseMetaFormer`: per-joint embedding, learned spatial / temporal position embeddings, ``depth`` strictly alternating
-   spatial / temporal blocks, head ``LayerNorm + Linear(C -> 3)``.
+   spatial / temporal blocks, head ``LayerNorm + Linear(C -> 3)``. In eval mode on the CPU without autograd, models
+   without attention hand the call to `common.fused_inference` (the same function through fused C++ kernels).
 
 The activations keep the layout ``(B, F, J, C)`` throughout; each mixer mixes along its own axis (see
 `common.mixers`). The model outputs a 3D pose for every input frame (seq2seq); it is trained towards root-relative
