@@ -1,4 +1,4 @@
-"""Data benchmark: clips/s of the training loader (`common.clips.make_train_loader`) on the shared Human3.6M set.
+"""Data benchmark: clips/s of the training loader (`training_clips.make_train_loader`) on the shared Human3.6M set.
 
 Loads the real Human3.6M 3D file and the Stacked Hourglass 2D detections of ``../shared/data/h36m`` (training subjects
 present in the file), builds the training clips (flip augmentation on) and, for every number of frames and worker
@@ -24,9 +24,11 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from common.clips import TrainClips, make_train_loader  # noqa: E402
-from common.datasets import build_sequences, load_dataset, load_keypoints  # noqa: E402
-from common.errors import UserError, run_cli  # noqa: E402
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.datasets.keypoints import load_keypoints  # noqa: E402
+from common.datasets.registry import load_dataset  # noqa: E402
+from common.datasets.sequences import build_sequences  # noqa: E402
+from common.datasets.training_clips import TrainClips, make_train_loader  # noqa: E402
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -84,7 +86,8 @@ def loader_clips_per_second(clips: TrainClips, batch: int, workers: int, batches
 
 def model_clips_per_second(batch: int, steps: int) -> float:
     """Clips/s consumed by training steps of the paper configuration (F=243, C=512, depth 8)."""
-    from common.model import apply_preset, build_model
+    from common.model.config import apply_preset
+    from common.model.metaformer import build_model
 
     config = apply_preset("default", {"num_frames": 243, "embed_dim": 512, "depth": 8})
     model = build_model(config).train()

@@ -20,9 +20,9 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.errors import run_cli  # noqa: E402
-from common.skeleton import h36m_17  # noqa: E402
-from common.visualization import render_animation  # noqa: E402
+from common.core.errors import run_cli  # noqa: E402
+from common.geometry.skeleton import h36m_17  # noqa: E402
+from common.video.rendering import render_animation  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "dancer.mp4"
 

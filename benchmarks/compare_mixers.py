@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.errors import UserError, run_cli  # noqa: E402
+from common.core.errors import UserError, run_cli  # noqa: E402
 
 # name -> (description, run.py model flags)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -67,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("-ste", "--subjects-test", default="S9")
     parser.add_argument("--seed", type=int, default=0,
                         help="run.py --seed for every variant (weights, clip order, flips); change it for a replicate")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="run.py --threads for every run (0: run.py's default, chosen by model size)")
     parser.add_argument("--out", default=str(ROOT / "log" / "compare_mixers"), help="folder for checkpoints and logs")
     args = parser.parse_args(argv)
     if args.data_dir is None:
@@ -88,12 +88,11 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
                "-b", str(args.frames * args.clips_per_step), "-cs", str(args.channels), "-dep", str(args.depth),
                "-e", str(args.epochs), "-lr", str(args.learning_rate), "-lrd", str(args.lr_decay),
                "--time-budget", str(args.minutes), "--seed", str(args.seed), "-c", str(out), "-l", str(out / "log"),
-               "--workers", "0", "--no-progress", "--no-eval", *VARIANTS[name][1]]
-    env = dict(os.environ)
+               "--workers", "0", "--no-progress", "--no-eval", "--overwrite", *VARIANTS[name][1]]
     if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
+        command += ["--threads", str(args.threads)]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     (out / "console.txt").write_text(result.stdout + result.stderr)
     if result.returncode != 0:

@@ -26,13 +26,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common import training  # noqa: E402
-from common.clips import TrainClips, make_train_loader  # noqa: E402
-from common.cpu_allocator import keep_freed_memory  # noqa: E402
-from common.datasets import build_sequences, load_dataset, load_keypoints  # noqa: E402
-from common.errors import UserError, run_cli  # noqa: E402
-from common.metrics import joint_weights_for  # noqa: E402
-from common.model import apply_preset, build_model  # noqa: E402
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.datasets.keypoints import load_keypoints  # noqa: E402
+from common.datasets.registry import load_dataset  # noqa: E402
+from common.datasets.sequences import build_sequences  # noqa: E402
+from common.datasets.training_clips import TrainClips, make_train_loader  # noqa: E402
+from common.model.config import apply_preset  # noqa: E402
+from common.model.metaformer import build_model  # noqa: E402
+from common.training import step as training  # noqa: E402
+from common.training.losses import joint_weights_for  # noqa: E402
 
 
 def parse_settings(text: str) -> list[tuple[float, int]]:
@@ -100,7 +102,6 @@ def probe(args, lr: float, warmup: int, clips: TrainClips, config) -> tuple[list
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     path = Path(args.data_dir) / "data_3d_h36m.npz"

@@ -26,19 +26,14 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from common.errors import UserError, run_cli  # noqa: E402
-from common.io_utils import atomic_savez  # noqa: E402
-from common.prepare_utils import (  # noqa: E402
-    add_output_arguments,
-    describe_written,
-    keypoint_metadata,
-    output_paths,
-    read_detections,
-)
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.core.files import atomic_savez  # noqa: E402
+from common.datasets.custom import CUSTOM_ACTION  # noqa: E402
+from common.datasets.detections import read_detections  # noqa: E402
+from common.datasets.preparation_cli import add_output_arguments, describe_written, output_paths  # noqa: E402
+from common.geometry.keypoint_layouts import COCO, keypoint_metadata  # noqa: E402
 
-COCO_NUM_JOINTS = 17
-ACTION = "custom"
-"""The single action name of every video in a custom dataset (``--viz-action custom``)."""
+COCO_NUM_JOINTS = COCO.num_joints
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +66,7 @@ def collect_videos(input_dir: str | os.PathLike) -> tuple[dict, dict]:
             raise UserError(f"{path}: metadata lacks the video size ({', '.join(missing_size)})")
         if name in positions_2d:
             raise UserError(f"{path}: a second detections file for the video {name}")
-        positions_2d[name] = {ACTION: [keypoints[..., :2].astype(np.float32)]}
+        positions_2d[name] = {CUSTOM_ACTION: [keypoints[..., :2].astype(np.float32)]}
         video_metadata[name] = {"w": int(metadata["w"]), "h": int(metadata["h"])}
         if "fps" in metadata:
             video_metadata[name]["fps"] = float(metadata["fps"])

@@ -2,7 +2,7 @@
 
 Input: a directory with ``S*/<Action>.<camera id>.mp4.npz`` files, one per Human3.6M video, as written by this project's
 ``inference/infer_video.py`` / ``inference/infer_video_d2.py`` (``keypoints`` (T, J, 3)) or by VideoPose3D's
-Detectron2 script (per-frame ``boxes``/``keypoints`` lists); see `common.prepare_utils.read_detections`.
+Detectron2 script (per-frame ``boxes``/``keypoints`` lists); see `common.datasets.detections.read_detections`.
 
 Output: ``data_2d_h36m_<name>.npz`` with ``positions_2d[subject][action]`` = list of the 4 cameras' float32 (T, J, 2)
 pixels and ``metadata`` of the keypoint layout (``--layout``; by default the layout named in ``--output``, else
@@ -21,24 +21,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common.errors import UserError, run_cli  # noqa: E402
-from common.h36m_cameras import H36M_CAMERA_IDS  # noqa: E402
-from common.io_utils import atomic_savez  # noqa: E402
-from common.prepare_utils import (  # noqa: E402
-    KEYPOINT_METADATA,
-    add_output_arguments,
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.core.files import atomic_savez  # noqa: E402
+from common.datasets.action_names import (  # noqa: E402
     canonical_h36m_action,
     complete_actions,
-    describe_written,
     is_corrupted_h36m,
-    keypoint_metadata,
-    output_paths,
-    read_detections,
     subject_sort_key,
 )
+from common.datasets.detections import read_detections  # noqa: E402
+from common.datasets.preparation_cli import add_output_arguments, describe_written, output_paths  # noqa: E402
+from common.geometry.h36m_cameras import H36M_CAMERA_IDS  # noqa: E402
+from common.geometry.keypoint_layouts import keypoint_metadata  # noqa: E402
 
 FILE_PATTERN = re.compile(r"^(?P<action>.+)\.(?P<camera>[0-9]+)\.mp4\.npz$")
 OUTPUT_PREFIX = "data_2d_h36m_"
+DETECTOR_LAYOUTS = ("h36m", "mpii", "coco")
+"""Keypoint layouts a 2D detector of Human3.6M videos may produce (`--layout`)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--layout",
-        choices=sorted(KEYPOINT_METADATA),
+        choices=sorted(DETECTOR_LAYOUTS),
         help="keypoint layout of the detections (default: the one named in --output, else coco)",
     )
     add_output_arguments(parser)
@@ -64,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def infer_layout(name: str) -> str:
     """The layout named inside an output name (``detectron_pt_coco`` -> ``coco``), else ``coco``."""
-    for layout in KEYPOINT_METADATA:
+    for layout in DETECTOR_LAYOUTS:
         if layout in name:
             return layout
     return "coco"

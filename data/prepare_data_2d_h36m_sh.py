@@ -24,22 +24,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common.errors import UserError, run_cli  # noqa: E402
-from common.h36m_cameras import H36M_CAMERA_IDS  # noqa: E402
-from common.io_utils import atomic_savez  # noqa: E402
-from common.prepare_utils import (  # noqa: E402
-    H36M_SUBJECTS,
-    H5Source,
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.core.files import atomic_savez  # noqa: E402
+from common.datasets.action_names import canonical_h36m_action, complete_actions, is_corrupted_h36m  # noqa: E402
+from common.datasets.h5_archives import H5Source  # noqa: E402
+from common.datasets.h36m import H36M_PROTOCOL_SUBJECTS  # noqa: E402
+from common.datasets.preparation_cli import (  # noqa: E402
     add_output_arguments,
     add_subjects_argument,
-    canonical_h36m_action,
-    complete_actions,
     describe_written,
-    is_corrupted_h36m,
-    keypoint_metadata,
     output_paths,
     parse_name_list,
 )
+from common.geometry.h36m_cameras import H36M_CAMERA_IDS  # noqa: E402
+from common.geometry.keypoint_layouts import MPII, keypoint_metadata  # noqa: E402
 
 VARIANTS = {
     # flag attribute: (archive folder, output file, description)
@@ -50,7 +48,7 @@ VARIANTS = {
         "Stacked Hourglass (fine-tuned on Human3.6M)",
     ),
 }
-NUM_MPII_JOINTS = 16
+NUM_MPII_JOINTS = MPII.num_joints
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,7 +107,7 @@ def convert(path: Path, flag: str, folder: str, subjects: list[str]) -> dict[str
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    subjects = parse_name_list(args.subjects, "--subjects", H36M_SUBJECTS)
+    subjects = parse_name_list(args.subjects, "--subjects", H36M_PROTOCOL_SUBJECTS)
     chosen = [(key, getattr(args, key)) for key in VARIANTS if getattr(args, key) is not None]
     paths = output_paths(args.output_dir, [VARIANTS[key][1] for key, _ in chosen], args.overwrite)
     for (key, source), path in zip(chosen, paths):

@@ -29,29 +29,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common.errors import UserError, run_cli  # noqa: E402
-from common.h36m_cameras import h36m_cameras  # noqa: E402
-from common.io_utils import atomic_savez  # noqa: E402
-from common.prepare_utils import (  # noqa: E402
-    H36M_SUBJECTS,
-    H5Source,
-    add_output_arguments,
-    add_subjects_argument,
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.core.files import atomic_savez  # noqa: E402
+from common.datasets.action_names import (  # noqa: E402
     canonical_h36m_action,
-    describe_written,
     h36m_action_report,
     is_corrupted_h36m,
-    keypoint_metadata,
-    output_paths,
-    parse_name_list,
-    project_world_to_pixels,
     subject_sort_key,
 )
-from common.skeleton import H36M_17_KEPT  # noqa: E402
+from common.datasets.h5_archives import H5Source  # noqa: E402
+from common.datasets.h36m import H36M_PROTOCOL_SUBJECTS  # noqa: E402
+from common.datasets.preparation_cli import (  # noqa: E402
+    add_output_arguments,
+    add_subjects_argument,
+    describe_written,
+    output_paths,
+    parse_name_list,
+)
+from common.geometry.camera import project_world_to_pixels  # noqa: E402
+from common.geometry.h36m_cameras import h36m_cameras  # noqa: E402
+from common.geometry.keypoint_layouts import keypoint_metadata  # noqa: E402
+from common.geometry.skeleton import H36M_17_KEPT, H36M_32_PARENTS  # noqa: E402
 
 OUTPUT_3D = "data_3d_h36m.npz"
 OUTPUT_2D = "data_2d_h36m_gt.npz"
-NUM_MOCAP_JOINTS = 32
+NUM_MOCAP_JOINTS = len(H36M_32_PARENTS)
 ARCHIVE_FOLDER = "MyPoses/3D_positions"
 CDF_FOLDER = Path("MyPoseFeatures") / "D3_Positions"
 
@@ -157,7 +159,7 @@ def project_ground_truth(positions_3d: dict[str, dict[str, np.ndarray]]) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    subjects = parse_name_list(args.subjects, "--subjects", H36M_SUBJECTS)
+    subjects = parse_name_list(args.subjects, "--subjects", H36M_PROTOCOL_SUBJECTS)
     path_3d, path_2d = output_paths(args.output_dir, [OUTPUT_3D, OUTPUT_2D], args.overwrite)
 
     if args.from_source_cdf is not None:

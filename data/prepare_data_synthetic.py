@@ -5,7 +5,7 @@ Subjects S1, S5, S6, S7, S8 (train) and S9, S11 (test) with their own bone lengt
 calibrated Human3.6M cameras of the subject of the same name. Outputs (in ``--output-dir``, default ``<repo>/data``):
 
 - ``data_3d_synthetic.npz``: ``positions_3d[subject][action]`` float32 (T, 17, 3) world metres (z up, floor z = 0),
-  ``cameras[subject]`` = 4 camera dicts (the keys of `common.h36m_cameras.h36m_cameras`), ``metadata``
+  ``cameras[subject]`` = 4 camera dicts (the keys of `common.geometry.h36m_cameras.h36m_cameras`), ``metadata``
   (``synthetic``, ``seed``, ``fps``, ...);
 - ``data_2d_synthetic_gt.npz``: ``positions_2d[subject][action]`` = list of 4 cameras' float32 (T, 17, 2) pixels
   (projected with lens distortion), ``metadata`` with ``layout_name`` ``h36m`` and ``synthetic`` True;
@@ -26,24 +26,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common import synthetic_motion  # noqa: E402
-from common.errors import UserError, run_cli  # noqa: E402
-from common.h36m_cameras import H36M_SUBJECTS, h36m_cameras  # noqa: E402
-from common.io_utils import atomic_savez  # noqa: E402
-from common.prepare_utils import (  # noqa: E402
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.core.files import atomic_savez  # noqa: E402
+from common.datasets import synthetic_motion  # noqa: E402
+from common.datasets.h36m import H36M_PROTOCOL_SUBJECTS  # noqa: E402
+from common.datasets.preparation_cli import (  # noqa: E402
     add_output_arguments,
     describe_written,
-    keypoint_metadata,
     output_paths,
     parse_name_list,
-    project_world_to_pixels,
 )
+from common.geometry.camera import project_world_to_pixels  # noqa: E402
+from common.geometry.h36m_cameras import H36M_SUBJECTS, h36m_cameras  # noqa: E402
+from common.geometry.keypoint_layouts import keypoint_metadata  # noqa: E402
 
 LABEL = "SYNTHETIC dataset"
 OUTPUT_3D = "data_3d_synthetic.npz"
 OUTPUT_2D_GT = "data_2d_synthetic_gt.npz"
 OUTPUT_2D_NOISY = "data_2d_synthetic_noisy.npz"
-DEFAULT_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 MIN_FRAMES = 100
 
 
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--subjects",
-        default=",".join(DEFAULT_SUBJECTS),
+        default=",".join(H36M_PROTOCOL_SUBJECTS),
         metavar="LIST",
         help="comma-separated subjects named like Human3.6M's (their cameras are used) (default: %(default)s)",
     )

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common.errors import UserError, run_cli  # noqa: E402
-from inference.detect_videos import add_io_arguments, run_inference  # noqa: E402
-from inference.detectors import DETECTORS, make_detector  # noqa: E402
+from common.core.errors import UserError, run_cli  # noqa: E402
+from common.video.detection import add_io_arguments, run_inference  # noqa: E402
+from common.video.detectors import DETECTORS, make_detector  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -57,3 +58,68 @@ class OffsetModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, torch.zeros_like(x[..., :1])], dim=-1) + self.offset
+
+
+H36M_METADATA = {
+    "layout_name": "h36m",
+    "num_joints": 17,
+    "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
+}
+"""The metadata of a VideoPose3D 2D file in the model's Human3.6M order, written out independently of the library."""
+
+
+def save_npz(path: Path, **arrays) -> Path:
+    """``np.savez`` with dict values pickled as 0-d object arrays (the VideoPose3D layout)."""
+    np.savez(path, **{k: np.array(v, dtype=object) if isinstance(v, dict) else v for k, v in arrays.items()})
+    return path
+
+
+def write_synthetic_files(tmp_path: Path, frames_2d: int | None = None):
+    """A tiny synthetic 3D file (S1, S9; one 30-frame action ``Walk``; Human3.6M cameras) and its projected 2D file
+    ``data_2d_synthetic_gt.npz`` (`frames_2d` frames per stream when given). Returns ``(positions_3d, dataset)``."""
+    from common.datasets.base import CAMERA_KEYS
+    from common.datasets.registry import load_dataset
+    from common.geometry.h36m_cameras import h36m_cameras
+
+    rng = np.random.default_rng(1)
+    positions = {
+        s: {"Walk": (rng.normal(scale=0.3, size=(30, 17, 3)) + [0, 0, 1]).astype(np.float32)} for s in ("S1", "S9")
+    }
+    cameras = {s: [{key: cam[key] for key in CAMERA_KEYS} for cam in h36m_cameras(s)] for s in positions}
+    save_npz(tmp_path / "data_3d_synthetic.npz", positions_3d=positions, cameras=cameras)
+    dataset = load_dataset("synthetic", tmp_path / "data_3d_synthetic.npz")
+    gt, _ = dataset.ground_truth_2d()
+    if frames_2d is not None:
+        gt = {
+            s: {a: [np.concatenate([c, c])[:frames_2d] for c in cams] for a, cams in acts.items()}
+            for s, acts in gt.items()
+        }
+    save_npz(tmp_path / "data_2d_synthetic_gt.npz", positions_2d=gt, metadata=H36M_METADATA)
+    return positions, dataset
+
+
+def object_array(values: list) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (per-frame lists, as Detectron writes them)."""
+    array = np.empty(len(values), dtype=object)
+    for index, value in enumerate(values):
+        array[index] = value
+    return array
+
+
+def detectron2_file(path: Path, rng: np.random.Generator, frames: int, empty: set[int]) -> np.ndarray:
+    """VideoPose3D ``infer_video_d2.py`` layout (two people per frame); returns the expected best person (T, 17, 3)."""
+    boxes, keypoints, expected = [], [], []
+    for frame in range(frames):
+        if frame in empty:
+            boxes.append([[], []])
+            keypoints.append([[], []])
+            expected.append(np.full((17, 3), np.nan))
+            continue
+        box = np.concatenate([rng.uniform(0, 500, (2, 4)), [[0.3], [0.9]]], axis=1).astype(np.float32)
+        kps = rng.uniform(0, 1000, (2, 4, 17)).astype(np.float32)  # x, y, logit, prob
+        boxes.append([[], box])
+        keypoints.append([[], kps])
+        expected.append(np.stack([kps[1, 0], kps[1, 1], kps[1, 3]], axis=-1))
+    np.savez_compressed(path, boxes=object_array(boxes), segments=object_array([None] * frames),
+                        keypoints=object_array(keypoints), metadata={"w": 1000, "h": 1002})  # fmt: skip
+    return np.asarray(expected, dtype=np.float32)

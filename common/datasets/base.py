@@ -1,4 +1,4 @@
-"""Dataset data structures: cameras, the motion-capture dataset base class, 2D keypoint sets and model sequences.
+"""Dataset building blocks: cameras, the motion-capture dataset base class and the npz readers every dataset uses.
 
 Every dataset exposes its 3D ground truth in the model's 17-joint Human3.6M order (docs/ARCHITECTURE.md); datasets
 whose skeleton lacks some of those joints synthesize them and list the real ones in ``evaluation_joints``.
@@ -7,16 +7,15 @@ whose skeleton lacks some of those joints synthesize them and list the real ones
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from common.camera import image_coordinates, intrinsic_from_pixels, project_to_2d, world_to_camera
-from common.errors import UserError
-from common.io_utils import load_npz
-from common.keypoint_layouts import H36M, KeypointLayout
-from common.skeleton import Skeleton, h36m_17
+from common.core.errors import UserError
+from common.geometry.camera import camera_to_pixels, intrinsic_from_pixels, world_to_camera
+from common.geometry.keypoint_layouts import H36M, KeypointLayout
+from common.geometry.skeleton import Skeleton, h36m_17
 
 ALL_JOINTS = tuple(range(17))
 
@@ -24,7 +23,7 @@ CAMERA_KEYS = (
     "id", "res_w", "res_h", "azimuth", "center", "focal_length", "radial_distortion", "tangential_distortion",
     "orientation", "translation",
 )  # fmt: skip
-"""Keys of a VideoPose3D-style camera dict (as `common.h36m_cameras.h36m_cameras` returns, and as stored in the
+"""Keys of a VideoPose3D-style camera dict (as `common.geometry.h36m_cameras.h36m_cameras` returns, and as stored in the
 ``cameras`` entry of a synthetic dataset's 3D file)."""
 
 
@@ -87,15 +86,25 @@ def camera_from_dict(camera: Mapping, source: str) -> CameraParams:
     )
 
 
-# Every dataset reads its npz files through io_utils.load_npz (clear one-line errors for unreadable files).
-read_npz = load_npz
-
-
 def check_finite(array: np.ndarray, source: str) -> None:
     """`UserError` naming `source` when `array` holds NaN/inf values."""
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
         raise UserError(f"{source}: NaN/inf coordinate (first at index {tuple(int(i) for i in bad)})")
+
+
+MAX_BODY_RADIUS_M = 2.0
+"""A person's joints lie within about 1 m of the body's centre: a median distance beyond this is not metres."""
+
+
+def check_metres(array: np.ndarray, source: str) -> None:
+    """`UserError` naming `source` when ``(T, J, 3)`` positions look like millimetres (the median distance of a joint
+    from its frame's centre, over at most ~100 frames, beyond `MAX_BODY_RADIUS_M`)."""
+    frames = array[:: max(1, len(array) // 100)]
+    spread = float(np.median(np.linalg.norm(frames - frames.mean(axis=1, keepdims=True), axis=-1)))
+    if spread > MAX_BODY_RADIUS_M:
+        raise UserError(f"{source}: positions look like millimetres (joints lie {spread:.0f} units from the body's "
+                        "centre on median, a person spans about 2 m); the VideoPose3D layout stores metres")
 
 
 class MocapDataset:
@@ -150,9 +159,6 @@ class MocapDataset:
         world = self.positions_world(subject, action)
         return world_to_camera(world, camera.orientation, camera.translation).astype(np.float32)
 
-    def num_cameras(self, subject: str, action: str) -> int:
-        return len(self.cameras(subject, action))
-
     def num_frames(self, subject: str, action: str, camera_index: int) -> int:
         """Number of ground-truth frames of a (subject, action, camera) stream."""
         world = self.positions_world(subject, action)
@@ -168,8 +174,9 @@ class MocapDataset:
             for action in self.actions(subject):
                 streams = []
                 for index, camera in enumerate(self.cameras(subject, action)):
-                    normalized = project_to_2d(self.positions_camera(subject, action, index), camera.intrinsic)
-                    streams.append(image_coordinates(normalized, camera.res_w, camera.res_h).astype(np.float32))
+                    points = self.positions_camera(subject, action, index)
+                    pixels = camera_to_pixels(points, camera.intrinsic, camera.res_w, camera.res_h)
+                    streams.append(pixels.astype(np.float32))
                 out.setdefault(subject, {})[action] = streams
         return out, H36M
 
@@ -187,50 +194,6 @@ class MocapDataset:
                 f"{self.path}: action {action!r} of subject {subject} not in the {self.name} data "
                 f"(has {', '.join(self.actions(subject))})"
             )
-
-
-@dataclass
-class Keypoints2D:
-    """2D keypoints ready for the model: ``positions[subject][action]`` -> list per camera of ``(T, 17, 2)`` float32
-    normalized screen coordinates in the model's joint order (trimmed to the 3D length; None for a missing camera).
-
-    ``layout`` is the file's source layout; ``kps_left``/``kps_right`` are the left/right joints of the converted
-    (model-order) keypoints; ``unmatched`` lists the ``(subject, action)`` pairs of the file without 3D ground truth
-    (left out); ``video_metadata`` is the file's optional per-video metadata.
-    """
-
-    path: Path
-    layout: KeypointLayout
-    positions: dict[str, dict[str, list[np.ndarray | None]]]
-    kps_left: tuple[int, ...]
-    kps_right: tuple[int, ...]
-    unmatched: list[tuple[str, str]] = field(default_factory=list)
-    video_metadata: dict = field(default_factory=dict)
-
-    def subjects(self) -> list[str]:
-        return list(self.positions)
-
-
-@dataclass
-class Sequence:
-    """One (subject, action, camera) stream ready for the model.
-
-    ``poses_2d`` ``(T, 17, 2)`` normalized; ``poses_3d`` ``(T, 17, 3)`` camera space, metres, root-relative (None
-    without ground truth); ``root_3d`` ``(T, 3)`` the camera-space root position that was subtracted (None without
-    ground truth); ``eval_joints`` the joints that are real ground truth (score only those).
-    """
-
-    subject: str
-    action: str
-    camera_index: int
-    poses_2d: np.ndarray
-    poses_3d: np.ndarray | None
-    camera: CameraParams | None
-    eval_joints: tuple[int, ...] = ALL_JOINTS
-    root_3d: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.poses_2d)
 
 
 def unpack_dict(value: np.ndarray, path: Path, key: str) -> dict:
@@ -264,6 +227,7 @@ def read_positions_3d(path: Path, data: dict, joint_counts: tuple[int, ...]) -> 
                 raise UserError(f"{where}: expected numbers, got dtype {array.dtype}")
             array = array.astype(np.float32)
             check_finite(array, where)
+            check_metres(array, where)
             out[str(subject)][str(action)] = array
     if not out:
         raise UserError(f"{path}: positions_3d is empty")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.camera import intrinsic_from_pixels
-from common.datasets.base import CameraParams, MocapDataset, read_npz, unpack_dict
-from common.errors import UserError
-from common.h36m_cameras import h36m_cameras
+from common.core.errors import UserError
+from common.core.files import load_npz
+from common.datasets.base import CameraParams, MocapDataset, unpack_dict
+from common.geometry.camera import intrinsic_from_pixels
+from common.geometry.h36m_cameras import h36m_cameras
 
 CUSTOM_ACTION = "custom"
 
@@ -40,7 +41,7 @@ class CustomDataset(MocapDataset):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = read_npz(self.path, ("positions_2d", "metadata"), what="custom 2D keypoint file")
+        data = load_npz(self.path, ("positions_2d", "metadata"), what="custom 2D keypoint file")
         metadata = unpack_dict(data["metadata"], self.path, "metadata")
         positions = unpack_dict(data["positions_2d"], self.path, "positions_2d")
         video_metadata = metadata.get("video_metadata")

@@ -1,14 +1,20 @@
 """Human3.6M in the VideoPose3D layout (``data_3d_h36m.npz``): 32-joint world positions reduced to the 17 model
-joints, cameras from `common.h36m_cameras`."""
+joints, cameras from `common.geometry.h36m_cameras`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from common.datasets.base import CameraParams, MocapDataset, read_npz, read_positions_3d
-from common.errors import UserError
-from common.h36m_cameras import H36M_SUBJECTS, h36m_cameras
-from common.skeleton import H36M_17_KEPT
+from common.core.errors import UserError
+from common.core.files import load_npz
+from common.datasets.base import CameraParams, MocapDataset, read_positions_3d
+from common.geometry.h36m_cameras import H36M_SUBJECTS, h36m_cameras
+from common.geometry.skeleton import H36M_17_KEPT
+
+H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+H36M_TEST_SUBJECTS = ("S9", "S11")
+H36M_PROTOCOL_SUBJECTS = H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS
+"""The subjects of the standard Human3.6M protocol (the others, S2 S3 S4 S10, have no released poses)."""
 
 
 def h36m_camera_params(subject: str) -> list[CameraParams]:
@@ -32,12 +38,12 @@ class Human36mDataset(MocapDataset):
 
     name = "h36m"
     fps = 50.0
-    train_subjects = ("S1", "S5", "S6", "S7", "S8")
-    test_subjects = ("S9", "S11")
+    train_subjects = H36M_TRAIN_SUBJECTS
+    test_subjects = H36M_TEST_SUBJECTS
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = read_npz(self.path, ("positions_3d",), what="Human3.6M 3D file")
+        data = load_npz(self.path, ("positions_3d",), what="Human3.6M 3D file")
         positions = read_positions_3d(self.path, data, (32, 17))
         for subject, actions in positions.items():
             if subject not in H36M_SUBJECTS:

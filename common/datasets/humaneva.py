@@ -1,12 +1,13 @@
 """HumanEva-I in the VideoPose3D layout (``data_3d_humaneva15.npz``): 15 joints, 60 fps, 3 cameras (640x480).
 
-The 3D is mapped into the model's 17-joint Human3.6M order with `common.keypoint_layouts.HUMANEVA15` (Spine and
-Neck/Nose are synthesized); ``evaluation_joints`` lists the 15 real joints, so scores use only HumanEva's own joints.
+The 3D is mapped into the model's 17-joint Human3.6M order with `common.geometry.keypoint_layouts.HUMANEVA15`
+(Spine and Neck/Nose are synthesized); ``evaluation_joints`` lists the 15 real joints, so scores use only HumanEva's
+own joints.
 
 Cameras: the extrinsics are the published HumanEva-I calibration (as VideoPose3D lists them; S3 shares S1's); focal
 lengths and principal points are the published calibration of C1-C3. The distortion coefficients were fitted (in
-`common.camera.project_to_2d`'s model, k3 = 0) so that projecting the 3D ground truth reproduces the 2D ground truth
-of ``data_2d_humaneva15_gt.npz``: median reprojection error 0.01 / 0.03 / 0.06 px for C1 / C2 / C3.
+`common.geometry.camera.project_to_2d`'s model, k3 = 0) so that projecting the 3D ground truth reproduces the 2D
+ground truth of ``data_2d_humaneva15_gt.npz``: median reprojection error 0.01 / 0.03 / 0.06 px for C1 / C2 / C3.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common.camera import intrinsic_from_pixels
-from common.datasets.base import CameraParams, MocapDataset, read_npz, read_positions_3d
-from common.errors import UserError
-from common.keypoint_layouts import HUMANEVA15, to_h36m17
+from common.core.errors import UserError
+from common.core.files import load_npz
+from common.datasets.base import CameraParams, MocapDataset, read_positions_3d
+from common.geometry.camera import intrinsic_from_pixels
+from common.geometry.keypoint_layouts import HUMANEVA15, to_h36m17
 
 HUMANEVA_RESOLUTION = (640, 480)
 
@@ -81,7 +83,7 @@ class HumanEvaDataset(MocapDataset):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = read_npz(self.path, ("positions_3d",), what="HumanEva 3D file")
+        data = load_npz(self.path, ("positions_3d",), what="HumanEva 3D file")
         positions = read_positions_3d(self.path, data, (15,))
         for subject, actions in positions.items():
             self._cameras[subject] = humaneva_cameras(subject, str(self.path))

@@ -6,7 +6,7 @@
   (``Seq1``, ``Seq2``) for training and ``Test`` for the test set.
 - ``S`` ``(N, 17, 4)``: camera-space 3D in metres (checked: with the pickled intrinsics it projects exactly onto
   ``part``) + a visibility flag; ``part`` ``(N, 17, 3)``: 2D pixels + visibility. Joint order: mmpose's 17-joint
-  3DHP order (`common.keypoint_layouts.MPI_INF_3DHP`), mapped to the model order (all 17 joints are real).
+  3DHP order (`common.geometry.keypoint_layouts.MPI_INF_3DHP`), mapped to the model order (all 17 joints are real).
 - Cameras: ``cameras_train.pkl`` keyed ``S4_Seq2_Cam0`` and ``cameras_test.pkl`` keyed ``TS1`` (f, c in pixels, w, h;
   no distortion), next to the annotation files. mmpose's ``cameras_train.pkl`` stores h = 204 for the 2048x2048
   training cameras: a resolution that does not contain the principal point is replaced by the training cameras'
@@ -15,16 +15,17 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 
-from common.camera import intrinsic_from_pixels
-from common.datasets.base import CameraParams, MocapDataset, check_finite, read_npz
-from common.errors import UserError
-from common.keypoint_layouts import MPI_INF_3DHP, to_h36m17
+from common.core.errors import UserError
+from common.core.files import load_npz
+from common.core.safe_pickle import load_pickle
+from common.datasets.base import CameraParams, MocapDataset, check_finite
+from common.geometry.camera import intrinsic_from_pixels
+from common.geometry.keypoint_layouts import MPI_INF_3DHP, to_h36m17
 
 TRAIN_NAME = re.compile(r"^(S\d+)_(Seq\d+)_Cam(\d+)_(\d+)\.\w+$")
 TEST_NAME = re.compile(r"^(TS\d+)_(\d+)\.\w+$")
@@ -48,11 +49,7 @@ def _parse_imgname(name: str, source: str) -> tuple[str, str, int, int]:
 def _load_pickle(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: MPI-INF-3DHP camera file not found (expected next to the annotation npz)")
-    try:
-        with open(path, "rb") as handle:
-            cameras = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as error:
-        raise UserError(f"{path}: not a readable camera pickle ({error})") from None
+    cameras = load_pickle(path, what="camera pickle")  # plain data only: a crafted pickle cannot run code
     if not isinstance(cameras, dict):
         raise UserError(f"{path}: expected a dict of cameras")
     return cameras
@@ -78,6 +75,29 @@ def _camera(entry: dict, key: str, source: Path, training: bool) -> CameraParams
     )
 
 
+Streams = dict[tuple[str, str, int], list[tuple[int, np.ndarray, np.ndarray]]]
+
+
+def _read_streams(files: list[Path]) -> Streams:
+    """``{(subject, action, camera): [(frame number, part (17, 2), S (17, 3)), ...]}`` of annotation files."""
+    streams: Streams = {}
+    for file in files:
+        data = load_npz(file, ANNOTATION_KEYS, what="MPI-INF-3DHP annotation file")
+        names, part, points = data["imgname"], np.asarray(data["part"]), np.asarray(data["S"])
+        count = len(names)
+        if part.shape != (count, 17, 3) or points.shape != (count, 17, 4):
+            raise UserError(
+                f"{file}: expected part (N, 17, 3) and S (N, 17, 4) for N={count} images, "
+                f"got {part.shape} and {points.shape}"
+            )
+        check_finite(part[..., :2], f"{file}: part")
+        check_finite(points[..., :3], f"{file}: S")
+        for i, name in enumerate(names):
+            subject, action, camera, frame = _parse_imgname(str(name), str(file))
+            streams.setdefault((subject, action, camera), []).append((frame, part[i, :, :2], points[i, :, :3]))
+    return streams
+
+
 class MpiInf3dhpDataset(MocapDataset):
     """MPI-INF-3DHP (mmpose annotations): camera-space ground truth, per-sequence cameras, 2D from ``part``.
 
@@ -97,22 +117,7 @@ class MpiInf3dhpDataset(MocapDataset):
                 raise UserError(f"{self.path}: no MPI-INF-3DHP annotation .npz file in this directory")
         else:
             files = [self.path]
-        streams: dict[tuple[str, str, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
-        for file in files:
-            data = read_npz(file, ANNOTATION_KEYS, what="MPI-INF-3DHP annotation file")
-            names, part, points = data["imgname"], np.asarray(data["part"]), np.asarray(data["S"])
-            count = len(names)
-            if part.shape != (count, 17, 3) or points.shape != (count, 17, 4):
-                raise UserError(
-                    f"{file}: expected part (N, 17, 3) and S (N, 17, 4) for N={count} images, "
-                    f"got {part.shape} and {points.shape}"
-                )
-            check_finite(part[..., :2], f"{file}: part")
-            check_finite(points[..., :3], f"{file}: S")
-            for i, name in enumerate(names):
-                subject, action, camera, frame = _parse_imgname(str(name), str(file))
-                streams.setdefault((subject, action, camera), []).append((frame, part[i, :, :2], points[i, :, :3]))
-        self._frames: dict[tuple[str, str, int], np.ndarray] = {}
+        streams = _read_streams(files)
         self._part: dict[str, dict[str, list[np.ndarray]]] = {}
         self._camera_positions: dict[str, dict[str, list[np.ndarray]]] = {}
         self._seq_cameras: dict[tuple[str, str], list[CameraParams]] = {}
@@ -130,7 +135,6 @@ class MpiInf3dhpDataset(MocapDataset):
             if key not in pickles[pickle_name]:
                 raise UserError(f"{files[0].parent / pickle_name}: no camera {key!r}")
             cam = _camera(pickles[pickle_name][key], key, files[0].parent / pickle_name, training)
-            self._frames[(subject, action, camera)] = numbers
             self._part.setdefault(subject, {}).setdefault(action, []).append(np.stack([f[1] for f in frames]))
             positions = to_h36m17(np.stack([f[2] for f in frames]).astype(np.float32), MPI_INF_3DHP, coordinate_dims=3)
             self._camera_positions.setdefault(subject, {}).setdefault(action, []).append(positions)
@@ -160,13 +164,7 @@ class MpiInf3dhpDataset(MocapDataset):
         self._require_action(subject, action)
         return self._camera_positions[subject][action][camera_index]
 
-    def frame_numbers(self, subject: str, action: str, camera_index: int) -> np.ndarray:
-        """Original frame numbers (from imgname) of a stream, in order."""
-        camera_id = self.cameras(subject, action)[camera_index].id
-        camera = int(camera_id.rsplit("Cam", 1)[-1]) if action != TEST_ACTION else 0
-        return self._frames[(subject, action, camera)]
-
     def ground_truth_2d(self):
         """``part`` pixels grouped like `positions_camera` (``[subject][action] -> list per camera (T, 17, 2)``) and
-        their layout, mmpose's 3DHP order (`common.keypoint_layouts.MPI_INF_3DHP`)."""
+        their layout, mmpose's 3DHP order (`common.geometry.keypoint_layouts.MPI_INF_3DHP`)."""
         return self._part, MPI_INF_3DHP

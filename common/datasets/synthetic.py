@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.datasets.base import MocapDataset, camera_from_dict, read_npz, read_positions_3d, unpack_dict
-from common.errors import UserError
+from common.core.errors import UserError
+from common.core.files import load_npz
+from common.datasets.base import MocapDataset, camera_from_dict, read_positions_3d, unpack_dict
+from common.datasets.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS
 
 
 class SyntheticDataset(MocapDataset):
@@ -17,12 +19,12 @@ class SyntheticDataset(MocapDataset):
 
     name = "synthetic"
     fps = 50.0
-    train_subjects = ("S1", "S5", "S6", "S7", "S8")
-    test_subjects = ("S9", "S11")
+    train_subjects = H36M_TRAIN_SUBJECTS
+    test_subjects = H36M_TEST_SUBJECTS
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(Path(path))
-        data = read_npz(self.path, ("positions_3d", "cameras"), what="synthetic 3D file")
+        data = load_npz(self.path, ("positions_3d", "cameras"), what="synthetic 3D file")
         self._positions = read_positions_3d(self.path, data, (17,))
         cameras = unpack_dict(data["cameras"], self.path, "cameras")
         for subject in self._positions:
