@@ -8,7 +8,9 @@
    the prediction of `run.py`'s evaluation (windows of the model's frame count, each frame predicted once, flip
    test-time augmentation on unless ``--no-flip-tta``);
 3. writes the camera-space 3D poses ``(T, 17, 3)`` in metres relative to the root (the model's raw output) as ``.npy``
-   (``--export``, default ``OUT.npy``) and renders the video with the 2D skeleton next to the 3D skeleton.
+   (``--export``, default ``OUT.npy``; ``.json``, ``.csv`` and ``.bvh`` by extension: `common.video.pose_export`) and
+   renders the video with the 2D skeleton next to the 3D skeleton, or writes the interactive viewer page when
+   ``--output`` ends in ``.html`` (`common.video.viewer`).
 
 Prints the time of every stage and its frames per second.
 """
@@ -33,7 +35,6 @@ from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
 from common.cli.model_setup import LoadedModel, build_from_checkpoint  # noqa: E402
 from common.cli.run_arguments import positive_float  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
-from common.core.files import atomic_write  # noqa: E402
 from common.datasets.custom import nominal_camera  # noqa: E402
 from common.datasets.detections import read_detections  # noqa: E402
 from common.evaluation.protocols import PredictSettings, model_predict_fn, predict_poses  # noqa: E402
@@ -42,8 +43,10 @@ from common.geometry.keypoint_layouts import get_layout, to_h36m17  # noqa: E402
 from common.geometry.skeleton import h36m_17  # noqa: E402
 from common.video.detection import detect_video, prepare_output_dir, save_detections  # noqa: E402
 from common.video.detectors import DETECTORS, make_detector  # noqa: E402
+from common.video.pose_export import EXPORT_FORMATS, check_export_path, export_poses  # noqa: E402
 from common.video.rendering import poses_for_display, render_animation  # noqa: E402
-from common.video.video_io import VIDEO_SUFFIXES, video_metadata  # noqa: E402
+from common.video.video_io import VIDEO_SUFFIXES, read_video_frames, video_metadata  # noqa: E402
+from common.video.viewer import write_viewer_html  # noqa: E402
 
 MODEL_JOINTS = 17
 
@@ -53,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("video", help="input video (any format ffmpeg reads)")
     parser.add_argument("--checkpoint", required=True, metavar="FILE",
                         help="trained lifting model (a run.py checkpoint, or an official MixSTE one)")
-    parser.add_argument("--output", required=True, metavar="OUT.mp4", help="rendered video (.mp4 or .gif)")
+    parser.add_argument("--output", required=True, metavar="OUT.mp4",
+                        help="rendered video (.mp4 or .gif) or interactive viewer page (.html)")
     parser.add_argument("--export", default=None, metavar="FILE.npy",
-                        help="camera-space 3D poses (T, 17, 3) in metres (default: the output name with .npy)")
+                        help="3D poses, format by extension: .npy (camera-space (T, 17, 3) in metres), .json, .csv or "
+                             ".bvh (default: the output name with .npy)")
     parser.add_argument("--detector", default="mediapipe", choices=sorted(DETECTORS), help="2D pose detector")
     parser.add_argument("--detections-dir", default=None, metavar="DIR",
                         help="also keep the 2D detections as DIR/<video>.npz (the infer_video.py format, ready for "
@@ -87,10 +92,8 @@ def load_lifter(path: str | os.PathLike) -> LoadedModel:
 
 def check_outputs(output: Path, export: Path) -> None:
     """Refuse bad output names and unwritable directories before any long work."""
-    if output.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UserError(f"--output {output}: expected a .mp4 or .gif file")
-    if export.suffix != ".npy":
-        raise UserError(f"--export {export}: expected a file name ending in .npy")
+    if output.suffix.lower() not in VIDEO_SUFFIXES + (".html",):
+        raise UserError(f"--output {output}: expected a .mp4 or .gif video, or a .html viewer page")
     for flag, path in (("--output", output), ("--export", export)):
         directory = path.parent
         if not directory.is_dir():
@@ -139,7 +142,7 @@ def lift(loaded: LoadedModel, joints_2d: np.ndarray, meta: dict, device, flip_tt
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     video, output = Path(args.video), Path(args.output)
-    export = Path(args.export) if args.export else output.with_suffix(".npy")
+    export = check_export_path(args.export, "--export") if args.export else output.with_suffix(".npy")
     device = resolve_device(args.device)
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: expected a positive number of threads")
@@ -156,14 +159,21 @@ def main(argv: list[str] | None = None) -> None:
     num_frames, total = len(prediction), detect_seconds + lift_seconds
     print(f"detection + lifting: {rate(num_frames, total)} (the video plays at {meta['fps']:.1f} frames/s: "
           f"{'faster' if num_frames / max(total, 1e-9) >= meta['fps'] else 'slower'} than real time)")
-    atomic_write(export, lambda tmp: np.save(tmp, prediction.astype(np.float32)))
-    print(f"wrote {export}: 3D poses {prediction.shape} (camera space, metres, relative to the root)")
-
-    # 3. rendering
     camera = nominal_camera(video.name, meta["w"], meta["h"])
+    export_poses(export, prediction, meta["fps"], h36m_17(), orientation=camera.orientation)
+    print(f"wrote {export}: 3D poses {prediction.shape} (camera space, relative to the root) -> "
+          f"{EXPORT_FORMATS[export.suffix.lower()]}")
+
+    # 3. rendering, or the interactive viewer
     start = time.perf_counter()
+    poses = {"Reconstruction": poses_for_display(prediction, camera.orientation)}
+    if output.suffix.lower() == ".html":
+        summary = write_viewer_html(output, poses, h36m_17(), meta["fps"], keypoints_2d=joints_2d,
+                                    frames=read_video_frames(video), azimuth=camera.azimuth, title=video.name)
+        print(f"viewer: {summary.describe()}: {rate(summary.num_frames, time.perf_counter() - start)}")
+        return
     frames = render_animation(
-        joints_2d, {"Reconstruction": poses_for_display(prediction, camera.orientation)}, h36m_17(), meta["fps"],
+        joints_2d, poses, h36m_17(), meta["fps"],
         output, azimuth=camera.azimuth, bitrate=args.viz_bitrate, viz_size=args.viz_size, input_video_path=video)
     print(f"rendering: {frames} frames to {output}: {rate(frames, time.perf_counter() - start)}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -123,3 +125,25 @@ def detectron2_file(path: Path, rng: np.random.Generator, frames: int, empty: se
     np.savez_compressed(path, boxes=object_array(boxes), segments=object_array([None] * frames),
                         keypoints=object_array(keypoints), metadata={"w": 1000, "h": 1002})  # fmt: skip
     return np.asarray(expected, dtype=np.float32)
+
+
+# --- crafted pickle payloads: objects that run a shell command when a loader unpickles them ---
+
+class ShellPayload:
+    """Unpickling this object runs ``touch MARKER`` through ``os.system``, as a crafted file from a stranger would.
+
+    A loader is safe when, after reading a file that carries it, ``MARKER`` does not exist.
+    """
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = Path(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+class EvalPayload(ShellPayload):
+    """The same through ``builtins.eval``: a builtin that is not plain data must be refused too."""
+
+    def __reduce__(self):
+        return eval, (f"__import__('pathlib').Path({str(self.marker)!r}).touch()",)

@@ -2,22 +2,26 @@
 (``--viz-output``), without running the evaluation protocol.
 
 `select_render_sequence` finds the ``--viz-subject`` / ``--viz-action`` / ``--viz-camera`` sequence (before the model
-is loaded); `render_sequence` predicts it with the evaluation's prediction function and settings and writes the files.
+is loaded); `render_sequence` checks that ``--viz-video`` is that sequence's video (`check_viz_video`: size of the
+camera, number of frames), then predicts it with the evaluation's prediction function and settings and writes the files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from common.core.errors import UserError
-from common.core.files import atomic_write
 from common.evaluation import protocols
 from common.geometry.camera import image_coordinates
+from common.video.pose_export import EXPORT_FORMATS, export_poses
 from common.video.rendering import poses_for_display, render_animation
-from common.video.video_io import video_metadata
+from common.video.video_io import read_video_frames, video_metadata
+from common.video.viewer import write_viewer_html
 
 
 def select_render_sequence(sequences: list, subject: str | None, action: str, camera: int):
@@ -64,11 +68,29 @@ def _write_video(args, seq, prediction: np.ndarray, skeleton, fps: float) -> int
         poses["Ground truth"] = poses_for_display(seq.poses_3d, orientation)
     resolution = (camera.res_w, camera.res_h) if camera is not None else None
     keypoints_px = image_coordinates(seq.poses_2d, w=resolution[0], h=resolution[1]) if resolution else seq.poses_2d
+    if args.viz_output.lower().endswith(".html"):
+        return _write_viewer(args, seq, keypoints_px, poses, skeleton, fps, resolution,
+                             camera.azimuth if camera is not None else 70.0)
     return render_animation(
         keypoints_px, poses, skeleton, fps, args.viz_output,
         azimuth=camera.azimuth if camera is not None else 70.0, bitrate=args.viz_bitrate, viz_size=args.viz_size,
         input_video_path=args.viz_video, input_video_skip=args.viz_skip, downsample=args.viz_downsample,
         limit=args.viz_limit, resolution=resolution, progress=not args.no_progress)
+
+
+def _write_viewer(args, seq, keypoints_px, poses: dict, skeleton, fps: float, resolution, azimuth: float) -> int:
+    """--viz-output NAME.html: the interactive viewer, with --viz-skip/--viz-downsample/--viz-limit applied."""
+    step = args.viz_downsample
+    stop = args.viz_limit * step if args.viz_limit >= 1 else None
+    frames = None
+    if args.viz_video:
+        frames = itertools.islice(read_video_frames(args.viz_video), args.viz_skip,
+                                  None if stop is None else args.viz_skip + stop, step)
+    summary = write_viewer_html(args.viz_output, {name: pose[:stop:step] for name, pose in poses.items()}, skeleton,
+                                fps / step, keypoints_2d=keypoints_px[:stop:step], frames=frames,
+                                resolution=resolution, azimuth=azimuth,
+                                title=f"{seq.subject} / {seq.action} / camera {seq.camera_index}")
+    return summary.num_frames
 
 
 def render_sequence(args, predict_fn: Callable, settings: protocols.PredictSettings, seq, dataset,
@@ -80,8 +102,11 @@ def render_sequence(args, predict_fn: Callable, settings: protocols.PredictSetti
     log(f"predicted {seq.subject} / {seq.action} / camera {seq.camera_index}: {len(prediction)} frames "
         f"(flip TTA {'on' if settings.flip_tta else 'off'})")
     if args.viz_export:
-        atomic_write(args.viz_export, lambda tmp: np.save(tmp, prediction.astype(np.float32)))
-        log(f"exported the predicted 3D poses {prediction.shape} (camera space, metres) to {args.viz_export}")
+        orientation = seq.camera.orientation if seq.camera is not None else None
+        export_poses(args.viz_export, prediction, dataset.fps, dataset.skeleton, flag="--viz-export",
+                     orientation=orientation)
+        log(f"exported the predicted 3D poses {prediction.shape} (camera space) to {args.viz_export}: "
+            f"{EXPORT_FORMATS[Path(args.viz_export).suffix.lower()]}")
     if args.viz_output:
         frames = _write_video(args, seq, prediction, dataset.skeleton, dataset.fps)
         log(f"rendered {frames} frames to {args.viz_output}")

@@ -250,11 +250,12 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
                      help="input video shown behind the 2D keypoints (default: none, black)")
     viz.add_argument("--viz-skip", default=0, type=_non_negative_int, metavar="N",
                      help="skip the video's first N frames")
-    viz.add_argument("--viz-output", default=None, metavar="PATH", help="output video (.mp4 or .gif) (default: none)")
+    viz.add_argument("--viz-output", default=None, metavar="PATH",
+                     help="output video (.mp4 or .gif) or interactive viewer page (.html) (default: none)")
     viz.add_argument("--viz-export", default=None, metavar="PATH",
                      help="write the predicted 3D poses (T,17,3), camera space, metres, relative to the root "
-                          "(the model's raw output, as scored), as .npy "
-                          "(.npy is appended when missing) (default: none)")
+                          "(the model's raw output, as scored), format by extension: .npy, .json, .csv or .bvh "
+                          "(.npy is appended when there is none) (default: none)")
     viz.add_argument("--viz-bitrate", default=3000, type=_positive_int, metavar="N", help="bitrate of mp4 videos")
     viz.add_argument("--viz-no-ground-truth", action="store_true", help="do not show the ground-truth poses")
     viz.add_argument("--viz-limit", default=-1, type=int, metavar="N", help="render only the first N frames (-1: all)")
@@ -325,10 +326,12 @@ def validate_args(args: argparse.Namespace) -> argparse.Namespace:
             raise UserError("--render: renders the model of --evaluate CHECKPOINT (add --evaluate FILE)")
         if not (args.viz_output or args.viz_export):
             raise UserError("--render: give --viz-output VIDEO and/or --viz-export FILE.npy")
-        if args.viz_export and not args.viz_export.endswith(".npy"):
-            args.viz_export += ".npy"  # as numpy.save (VideoPose3D's --viz-export output writes output.npy)
-        if args.viz_output and Path(args.viz_output).suffix.lower() not in VIDEO_SUFFIXES:
-            raise UserError(f"--viz-output {args.viz_output}: expected a .mp4 or .gif file")
+        if args.viz_export:  # by extension; none: .npy appended (VideoPose3D's --viz-export output writes output.npy)
+            from common.video.pose_export import check_export_path  # (imports matplotlib: only when rendering)
+
+            args.viz_export = str(check_export_path(args.viz_export, "--viz-export"))
+        if args.viz_output and Path(args.viz_output).suffix.lower() not in VIDEO_SUFFIXES + (".html",):
+            raise UserError(f"--viz-output {args.viz_output}: expected a .mp4 or .gif video, or a .html viewer page")
         if args.dataset != "custom" and not args.viz_subject:
             raise UserError("--render: give --viz-subject (and --viz-action) of the sequence to render")
         if not args.viz_action:

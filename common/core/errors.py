@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -24,6 +26,17 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name when empty), for one-line `UserError`s."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def existing_file(path: str | os.PathLike, what: str, expected: str | None = None) -> Path:
+    """``path`` as a Path when it is a file; otherwise a `UserError` naming it and what was expected (``expected``,
+    by default "a WHAT")."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; expected {expected or 'a ' + what}")
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
+    return path
 
 
 def _raise_terminated(signum, frame) -> None:

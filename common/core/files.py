@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.core.errors import UserError, first_line
+from common.core.errors import UserError, existing_file, first_line
 from common.core.safe_pickle import unpickle_data
 
 TEMP_NAME = re.compile(r"\..+\.tmp-(?P<pid>\d+)-[a-z0-9_]{8}(\.[A-Za-z0-9]+)?")
@@ -150,11 +150,7 @@ def _read_member(archive: zipfile.ZipFile, member: str, source: str) -> np.ndarr
 
 def load_npz(path: str | os.PathLike, required_keys: Iterable[str] = (), what: str = "npz file") -> dict:
     """Every array of an npz file, with clear errors; pickled members (VideoPose3D dicts) hold only plain data."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a {what}")
-    if not path.is_file():
-        raise UserError(f"{path}: {what} not found")
+    path = existing_file(path, what)
     try:
         with zipfile.ZipFile(path) as archive:
             arrays = {}

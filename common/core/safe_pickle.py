@@ -15,12 +15,11 @@ import importlib
 import io
 import os
 import pickle
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from common.core.errors import UserError, first_line
+from common.core.errors import UserError, existing_file, first_line
 
 _BUILTINS = ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "bool",
              "complex", "slice", "range")
@@ -92,11 +91,7 @@ def unpickle_data(handle: BinaryIO, source: str, what: str = "pickle") -> object
 
 def load_pickle(path: str | os.PathLike, what: str = "pickle") -> object:
     """Read the plain data pickled in the file `path` (see `RestrictedUnpickler`), or a `UserError` naming it."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a {what}")
-    if not path.is_file():
-        raise UserError(f"{path}: {what} not found")
+    path = existing_file(path, what)
     try:
         data = path.read_bytes()
     except OSError as error:

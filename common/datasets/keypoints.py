@@ -116,7 +116,8 @@ def load_keypoints(path: str | Path | None, dataset: MocapDataset) -> Keypoints2
     `path` is a VideoPose3D 2D file (``positions_2d[subject][action] -> list per camera of (T, J, >=2)`` pixels and
     ``metadata``), or None for the dataset's own 2D ground truth (MPI-INF-3DHP annotations, or the projection of the
     3D). Pairs (subject, action) of the file without 3D are left out (listed in ``unmatched``). Any mismatch (cameras,
-    joints, shapes, shorter 2D than 3D, NaN) is a `UserError` naming file, subject, action and camera.
+    joints, shapes, shorter 2D than 3D, NaN, a stream of zeros or of already normalized coordinates: `check_pixels`)
+    is a `UserError` naming file, subject, action and camera.
     """
     if path is None:
         positions, layout = dataset.ground_truth_2d()

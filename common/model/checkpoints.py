@@ -15,7 +15,11 @@ Official MixSTE / VideoPose3D checkpoints (no ``model_config``) are recognised b
 are renamed by `common.model.mixste_official` and then go through the same strict `load_model_weights`.
 
 `load_checkpoint` is the one reader for both kinds and it is safe: ``torch.load(weights_only=True)`` with only the
-numpy pieces of the pickled ``RandomState`` that official files carry allow-listed (no arbitrary unpickling).
+numpy pieces of the pickled ``RandomState`` that official files carry allow-listed (no arbitrary unpickling). Every
+refusal is one line naming the file: the refused global of a crafted file, what a non-checkpoint file is (text, empty,
+plain pickle, ...), a directory, or weights that are not finite (`non_finite_tensors`, also the training loop's
+check). `save_checkpoint` writes through a Python file handle inside `common.core.files.atomic_write`, so a full disk
+is that one-line error too.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.core.errors import UserError, first_line
+from common.core.errors import UserError, existing_file, first_line
 from common.core.files import atomic_write
 from common.model.config import ModelConfig
 from common.model.metaformer import build_model
@@ -189,19 +193,15 @@ def non_finite_tensors(state_dict: dict) -> list[str]:
 
 
 def describe_non_finite(names: list[str]) -> str:
-    """``N weight tensor(s) are not finite (first: a, b, c)``."""
+    """``N weight tensor(s) are not finite (NaN or infinity; first: a, b, c)``."""
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    return f"{len(names)} weight tensor(s) hold NaN or infinite values (first: {shown})"
+    return f"{len(names)} weight tensor(s) are not finite (NaN or infinity; first: {shown})"
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a project or official MixSTE/VideoPose3D checkpoint on the CPU; UserError if it is not a checkpoint, if it
     names Python objects beyond plain data, or if its weights are not finite."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory; expected {EXPECTED_FILE}")
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+    path = existing_file(path, "checkpoint", EXPECTED_FILE)
     try:
         with torch.serialization.safe_globals(_numpy_random_state_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)

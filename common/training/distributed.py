@@ -2,8 +2,9 @@
 
 - `parse_gpu_list("0,1") -> [0, 1]`.
 - `setup_devices(gpu_flag, log)`: under ``torchrun`` (environment ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``)
-  initialises the process group (nccl on CUDA, gloo on the CPU; also for one process) and returns the rank's context; otherwise picks the
-  first GPU of the list (DataParallel over all of them) or, without CUDA, says once that it runs on the CPU.
+  initialises the process group (nccl on CUDA, gloo on the CPU; also for one process) and returns the rank's
+  context; otherwise picks the first GPU of the list (DataParallel over all of them) or, without CUDA, says once that
+  it runs on the CPU.
 - `wrap_model(model, ctx)`: DDP, DataParallel, or the bare model. `common.model.checkpoints.unwrap_model` undoes it.
 - Only rank 0 logs, evaluates and writes checkpoints (`DeviceContext.is_main`); `barrier()` and `cleanup()` around it.
 """

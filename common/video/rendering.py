@@ -262,24 +262,12 @@ def render_animation(
         The number of frames written.
     """
     keypoints_2d = np.asarray(keypoints_2d, dtype=np.float32)
-    num_frames = len(keypoints_2d)
     for name, pose in poses.items():
-        if len(pose) != num_frames or np.asarray(pose).shape[1:] != (skeleton.num_joints(), 3):
+        if len(pose) != len(keypoints_2d) or np.asarray(pose).shape[1:] != (skeleton.num_joints(), 3):
             raise ValueError(f"pose sequence {name!r} has shape {np.asarray(pose).shape}, expected "
-                             f"({num_frames}, {skeleton.num_joints()}, 3) like the 2D keypoints")
-    if downsample < 1:
-        raise UserError(f"--viz-downsample {downsample}: expected a positive integer")
-    if input_video_path is not None:
-        meta = video_metadata(input_video_path)
-        resolution = (meta["w"], meta["h"])
-        num_frames = min(num_frames, max(meta["num_frames"] - input_video_skip, 0))
-        if num_frames == 0:
-            raise UserError(f"--viz-video {input_video_path}: no frame left after skipping {input_video_skip}")
-    elif resolution is None:
-        raise UserError("--render: the resolution of the 2D keypoints is needed when no --viz-video is given")
-    indices = list(range(0, num_frames, downsample))
-    if limit >= 1:
-        indices = indices[:limit]
+                             f"({len(keypoints_2d)}, {skeleton.num_joints()}, 3) like the 2D keypoints")
+    resolution, indices = _frame_plan(len(keypoints_2d), input_video_path, input_video_skip, downsample, limit,
+                                      resolution)
     figure = SkeletonFigure(skeleton, list(poses), resolution, viz_size, azimuth, bones_2d, joints_left_2d,
                             joints_right_2d)
     frames = _video_frames(input_video_path, input_video_skip) if input_video_path is not None else None
@@ -299,4 +287,21 @@ def render_animation(
             written += 1
             bar.update()
     return written
+
+
+def _frame_plan(num_frames: int, input_video_path, input_video_skip: int, downsample: int, limit: int,
+                resolution: tuple[int, int] | None) -> tuple[tuple[int, int], list[int]]:
+    """The 2D frame's resolution (the video's when there is one) and the indices of the frames to render."""
+    if downsample < 1:
+        raise UserError(f"--viz-downsample {downsample}: expected a positive integer")
+    if input_video_path is not None:
+        meta = video_metadata(input_video_path)
+        resolution = (meta["w"], meta["h"])
+        num_frames = min(num_frames, max(meta["num_frames"] - input_video_skip, 0))
+        if num_frames == 0:
+            raise UserError(f"--viz-video {input_video_path}: no frame left after skipping {input_video_skip}")
+    elif resolution is None:
+        raise UserError("--render: the resolution of the 2D keypoints is needed when no --viz-video is given")
+    indices = list(range(0, num_frames, downsample))
+    return resolution, indices[:limit] if limit >= 1 else indices
 

@@ -33,7 +33,7 @@ def test_project_checkpoint_restores_its_model_and_refuses_contradicting_flags(t
     assert not loaded.official and loaded.stored["epoch"] == 3 and not loaded.model.training
     for name, value in original.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[name], value)
-    with pytest.raises(UserError, match=r"flags contradict .* --number-of-frames=27 \(checkpoint: 9\)"):
+    with pytest.raises(UserError, match=r"flags contradict .*: -f/--number-of-frames=27 \(checkpoint: 9\)"):
         build_from_checkpoint(tmp_path / "a.bin", {"num_frames": 27})
     with pytest.raises(UserError, match="model predicts 17 joints, the data has 15"):
         build_from_checkpoint(tmp_path / "a.bin", num_joints=15)

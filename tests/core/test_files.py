@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, shared_path
-from payloads import ShellPayload
+from conftest import ROOT, ShellPayload, shared_path
 
 from common.core import files
 from common.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UserError
@@ -71,7 +70,7 @@ def test_load_npz_errors_name_the_file(tmp_path):
         load_npz(tmp_path / "garbage.npz", what="3D file")
     with pytest.raises(UserError, match="nothere.npz: 3D file not found"):
         load_npz(tmp_path / "nothere.npz", what="3D file")
-    with pytest.raises(UserError, match="is a directory, expected a 3D file"):
+    with pytest.raises(UserError, match="is a directory; expected a 3D file"):
         load_npz(tmp_path, what="3D file")
 
 

@@ -9,8 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import shared_path
-from payloads import EvalPayload, ShellPayload
+from conftest import EvalPayload, ShellPayload, shared_path
 
 from common.core.errors import UserError
 from common.core.safe_pickle import load_pickle, unpickle_data
@@ -102,7 +101,7 @@ def test_damaged_pickles_are_one_line_errors(tmp_path):
         assert "\n" not in str(caught.value)
     with pytest.raises(UserError, match="nothere.pkl: camera pickle not found"):
         load_pickle(tmp_path / "nothere.pkl", what="camera pickle")
-    with pytest.raises(UserError, match="is a directory, expected a camera pickle"):
+    with pytest.raises(UserError, match="is a directory; expected a camera pickle"):
         load_pickle(tmp_path, what="camera pickle")
 
 

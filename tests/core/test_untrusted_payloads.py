@@ -2,20 +2,19 @@
 
 Each crafted file is a genuine file of its kind with a `ShellPayload` (``touch MARKER`` when unpickled) planted in
 it. The same file without the payload loads, so the loader really reaches the planted object; with it, the loader
-fails with one line naming the file (and the refused ``posix.system``), and ``MARKER`` never appears.
+fails with one line naming the file (and the refused ``posix.system``), and ``MARKER`` never appears. The same
+payloads through the command lines (run.py, prepare_data_2d_custom.py, video_to_3d.py) are cases of
+tests/scripts/test_bad_inputs.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_tiny_synthetic
-from payloads import ShellPayload
+from conftest import ShellPayload, make_tiny_synthetic
 
 from common.core.errors import UserError
 
@@ -207,40 +206,3 @@ def test_checkpoint_loader_refuses_a_payload(tmp_path, kind):
     assert not marker.exists(), "the payload ran"
     torch.load(evil, weights_only=False)  # the payload is real: an unrestricted load runs it
     assert marker.exists()
-
-
-# --- command-line entry points -------------------------------------------------------------------------------------
-
-
-def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess, path: Path, marker: Path) -> None:
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and REFUSED in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
-    assert not marker.exists(), "the payload ran"
-
-
-@pytest.mark.parametrize("flag", ["--data-2d", "--data-3d"])
-def test_run_py_refuses_a_payload_in_a_data_file(tmp_path, synthetic_dir, flag):
-    marker = tmp_path / "MARKER"
-    build = keypoints_2d if flag == "--data-2d" else synthetic_3d
-    path = build(tmp_path, synthetic_dir, ShellPayload(marker))
-    result = run_script("run.py", "-d", "synthetic", "-k", "gt", "--data-dir", str(synthetic_dir), flag, str(path),
-                        "-str", "S1", "-ste", "S9", "-f", "27", "-cs", "16", "-dep", "1", "-e", "1", "--workers", "0",
-                        "--no-progress", "--nolog", "-c", str(tmp_path / "checkpoint"), cwd=tmp_path)
-    assert_one_error_line(result, path, marker)
-
-
-def test_prepare_custom_refuses_a_payload_in_detections(tmp_path):
-    marker = tmp_path / "MARKER"
-    path = detections(tmp_path, ShellPayload(marker))
-    (tmp_path / "out").mkdir()
-    result = run_script("data/prepare_data_2d_custom.py", "-i", str(path.parent), "-o", "mine",
-                        "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_error_line(result, path, marker)
-    assert not any((tmp_path / "out").iterdir())

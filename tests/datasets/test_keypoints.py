@@ -21,7 +21,7 @@ def test_shorter_2d_is_an_error_naming_the_stream(tmp_path):
 
 def test_bad_2d_files(tmp_path):
     _, dataset = write_synthetic_files(tmp_path)
-    good = np.zeros((30, 17, 2), np.float32)
+    good = np.full((30, 17, 2), 500, np.float32)  # pixels
     wrong_joints = [np.zeros((30, 16, 2))] * 4
     cases = {
         "layout.npz": ({"S1": {"Walk": [good] * 4}}, {"num_joints": 17}, "metadata needs layout_name"),
@@ -43,3 +43,24 @@ def test_bad_2d_files(tmp_path):
         load_keypoints(tmp_path / "nokeys.npz", dataset)
     with pytest.raises(UserError, match="nothere.npz: 2D keypoint file not found"):
         load_keypoints(tmp_path / "nothere.npz", dataset)
+
+
+@pytest.mark.parametrize(("scale", "message"), [
+    (0.0, "every 2D coordinate is 0"),
+    (1 / 600, r"every 2D coordinate lies within \[-1.5, 1.5\]: the keypoints look normalized already; expected "
+              r"pixels of the 1000x1002 camera"),
+])
+def test_2d_that_is_not_in_pixels_is_refused(tmp_path, scale, message):
+    _, dataset = write_synthetic_files(tmp_path)
+    pixels = load_keypoints_raw(tmp_path / "data_2d_synthetic_gt.npz")
+    assert load_keypoints(tmp_path / "data_2d_synthetic_gt.npz", dataset) is not None  # the pixel file loads
+    scaled = {s: {a: [c * scale for c in cams] for a, cams in acts.items()} for s, acts in pixels.items()}
+    save_npz(tmp_path / "scaled.npz", positions_2d=scaled, metadata=META)
+    with pytest.raises(UserError, match=rf"scaled.npz: S1 / Walk / camera 0: {message}"):
+        load_keypoints(tmp_path / "scaled.npz", dataset)
+
+
+def load_keypoints_raw(path):
+    """The positions_2d dict of one of our own (trusted) test files."""
+    with np.load(path, allow_pickle=True) as data:
+        return data["positions_2d"].item()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.core.errors import UserError
 from common.datasets.sequences import Sequence
 from common.evaluation import protocols as evaluation
 from common.evaluation.protocols import SequenceResult
@@ -128,6 +129,16 @@ def test_model_predict_fn_returns_the_raw_output():
     out = evaluation.model_predict_fn(Shift(), torch.device("cpu"))(batch)
     torch.testing.assert_close(out[..., :2], batch + 0.25)
     assert torch.all(out[..., 0, 2] == 1.25)  # the root joint is not touched
+
+
+def test_a_non_finite_prediction_is_an_error_naming_the_source():
+    class Overflow(torch.nn.Module):
+        def forward(self, x):
+            return torch.cat([x, x[..., :1]], dim=-1) * 3e38  # finite weights, an output that overflows
+
+    batch = torch.full((1, 3, 17, 2), 2.0)
+    with pytest.raises(UserError, match=r"^model.bin: the model predicted NaN or infinite values \(153 of 153 "):
+        evaluation.model_predict_fn(Overflow(), torch.device("cpu"), "model.bin")(batch)
 
 
 def _reference_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:

@@ -132,8 +132,8 @@ def test_non_finite_weights_are_refused_on_load(tmp_path):
     stored["model_pos"][name][...] = float("nan")
     torch.save(stored, path)
     assert checkpoint.non_finite_tensors(stored["model_pos"]) == [name]
-    with pytest.raises(UserError, match=rf"diverged.bin: not a usable model: 1 weight tensor\(s\) hold NaN or infinite "
-                                        rf"values \(first: {re.escape(name)}\)"):
+    with pytest.raises(UserError, match=rf"diverged.bin: not a usable model: 1 weight tensor\(s\) are not finite "
+                                        rf"\(NaN or infinity; first: {re.escape(name)}\)"):
         checkpoint.load_checkpoint(path)
 
 

@@ -142,7 +142,7 @@ def test_bad_inputs_give_one_clear_line(tiny_data, trained, tmp_path, capsys):
     assert "other.bin: checkpoint of another architecture (missing: spatial_blocks.1." in message
     contradiction = _bad_run([*data, "-ste", "S9", "--evaluate", str(trained_checkpoint), "-f", "27", "-cs", "16"],
                              capsys)
-    assert "flags contradict the model stored in the checkpoint: --number-of-frames=27 (checkpoint: 9)" \
+    assert "flags contradict the model stored in the checkpoint: -f/--number-of-frames=27 (checkpoint: 9)" \
         in contradiction
 
 

@@ -247,3 +247,20 @@ def test_view_command_writes_the_page(tmp_path):
                    str(tmp_path / "pred.npy")])
     with pytest.raises(UserError, match="--output .*\\.html"):
         view.main([str(tmp_path / "pred.npy"), "--output", str(tmp_path / "x.mp4")])
+
+
+@pytest.mark.slow
+def test_run_render_writes_the_viewer_and_a_bvh(trained_checkpoint, tmp_path):
+    """run.py --render --viz-output NAME.html --viz-export NAME.bvh, with --viz-limit/--viz-downsample applied."""
+    import run
+
+    data_dir = trained_checkpoint.parent.parent
+    html, bvh_path = tmp_path / "walk.html", tmp_path / "walk.bvh"
+    assert run.main(["-d", "synthetic", "-k", "gt", "--data-dir", str(data_dir), "-c", str(trained_checkpoint.parent),
+                     "--evaluate", trained_checkpoint.name, "--render", "--viz-subject", "S9", "--viz-action",
+                     "Walking", "--viz-output", str(html), "--viz-export", str(bvh_path), "--viz-limit", "20",
+                     "--viz-downsample", "2", "--nolog", "--no-progress"]) is None
+    data = _page_data(html)
+    assert data["numFrames"] == 20 and data["fps"] == 25
+    assert [panel["name"] for panel in data["panels"]] == ["Reconstruction", "Ground truth"]
+    assert bvh_path.read_text().startswith("HIERARCHY\nROOT Hip\n")
