@@ -37,6 +37,7 @@ from common.cli.run_arguments import positive_float  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
 from common.datasets.custom import nominal_camera  # noqa: E402
 from common.datasets.detections import read_detections  # noqa: E402
+from common.evaluation.plausibility import format_report, plausibility_report  # noqa: E402
 from common.evaluation.protocols import PredictSettings, model_predict_fn, predict_poses  # noqa: E402
 from common.geometry.camera import normalize_screen_coordinates  # noqa: E402
 from common.geometry.keypoint_layouts import get_layout, to_h36m17  # noqa: E402
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     num_frames, total = len(prediction), detect_seconds + lift_seconds
     print(f"detection + lifting: {rate(num_frames, total)} (the video plays at {meta['fps']:.1f} frames/s: "
           f"{'faster' if num_frames / max(total, 1e-9) >= meta['fps'] else 'slower'} than real time)")
+    print(format_report(plausibility_report(prediction, h36m_17(), meta["fps"], joints_2d)))
     camera = nominal_camera(video.name, meta["w"], meta["h"])
     export_poses(export, prediction, meta["fps"], h36m_17(), orientation=camera.orientation)
     print(f"wrote {export}: 3D poses {prediction.shape} (camera space, relative to the root) -> "

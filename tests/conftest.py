@@ -76,6 +76,25 @@ def save_npz(path: Path, **arrays) -> Path:
     return path
 
 
+def detections_file(directory: Path, payload=None) -> Path:
+    """An infer_video.py-style detections file ``directory/clip.mp4.npz`` (COCO keypoints in pixels + video
+    metadata); ``payload`` (e.g. a `ShellPayload`) is planted in the metadata when given."""
+    rng = np.random.default_rng(0)
+    keypoints = np.concatenate([rng.uniform(50, 400, (30, 17, 2)), np.ones((30, 17, 1))], axis=-1).astype(np.float32)
+    metadata = {"w": 640, "h": 480, "fps": 25.0, "video_name": "clip.mp4"}
+    if payload is not None:
+        metadata["note"] = payload
+    directory.mkdir(exist_ok=True)
+    return save_npz(directory / "clip.mp4.npz", keypoints=keypoints, metadata=metadata)
+
+
+@pytest.fixture(scope="session")
+def reference_metrics():
+    """The public VideoPose3D / MixSTE functions' values on one prediction (../shared/fixtures)."""
+    with np.load(shared_path("fixtures", "reference_metrics_0.npz")) as data:
+        return {key: data[key] for key in data.files}
+
+
 def write_synthetic_files(tmp_path: Path, frames_2d: int | None = None):
     """A tiny synthetic 3D file (S1, S9; one 30-frame action ``Walk``; Human3.6M cameras) and its projected 2D file
     ``data_2d_synthetic_gt.npz`` (`frames_2d` frames per stream when given). Returns ``(positions_3d, dataset)``."""

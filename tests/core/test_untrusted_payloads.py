@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ShellPayload, make_tiny_synthetic
+from conftest import ShellPayload, detections_file, make_tiny_synthetic
 
 from common.core.errors import UserError
 
@@ -72,17 +72,6 @@ def h36m_3d(directory: Path, synthetic_dir: Path, payload) -> Path:
     if payload is not None:
         members["positions_3d"]["S1"]["Evil"] = payload
     return save_npz(directory / "data_3d_h36m.npz", members)
-
-
-def detections(directory: Path, payload) -> Path:
-    """An infer_video.py-style detections file (COCO keypoints + video metadata)."""
-    rng = np.random.default_rng(0)
-    keypoints = np.concatenate([rng.uniform(50, 400, (30, 17, 2)), np.ones((30, 17, 1))], axis=-1).astype(np.float32)
-    metadata = {"w": 640, "h": 480, "fps": 25.0, "video_name": "clip.mp4"}
-    if payload is not None:
-        metadata["note"] = payload
-    (directory / "detections").mkdir(exist_ok=True)
-    return save_npz(directory / "detections" / "clip.mp4.npz", {"keypoints": keypoints, "metadata": metadata})
 
 
 def mpi_inf_3dhp(directory: Path, payload) -> Path:
@@ -148,7 +137,7 @@ def load_h36m(directory, synthetic_dir, payload):
 def load_detections(directory, synthetic_dir, payload):
     from common.datasets.detections import read_detections
 
-    path = detections(directory, payload)
+    path = detections_file(directory / "detections", payload)
     return path, lambda: read_detections(path)
 
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 
 from common.evaluation.metrics import (
     AUC_THRESHOLDS,
@@ -24,9 +23,8 @@ from common.evaluation.metrics import (
 
 
 @pytest.fixture(scope="module")
-def reference():
-    with np.load(shared_path("fixtures", "reference_metrics_0.npz")) as data:
-        return {key: data[key] for key in data.files}
+def reference(reference_metrics):
+    return reference_metrics
 
 
 def _random_rotation(rng) -> np.ndarray:

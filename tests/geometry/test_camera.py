@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 
 from common.geometry.camera import (
     camera_to_pixels,
@@ -25,9 +24,8 @@ from common.geometry.camera import (
 
 
 @pytest.fixture(scope="module")
-def reference():
-    with np.load(shared_path("fixtures", "reference_metrics_0.npz")) as data:
-        return {key: data[key] for key in data.files}
+def reference(reference_metrics):
+    return reference_metrics
 
 
 @pytest.mark.parametrize("as_torch", [False, True])

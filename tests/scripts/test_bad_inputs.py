@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import H36M_METADATA, ROOT, ShellPayload, save_npz, write_synthetic_files
+from conftest import H36M_METADATA, ROOT, ShellPayload, detections_file, save_npz, write_synthetic_files
 
 import run
 from common.cli import run_arguments
@@ -100,17 +100,6 @@ def scaled_2d(env: Env, path: Path, scale: float) -> Path:
     positions = {s: {a: [c * scale for c in cams] for a, cams in acts.items()}
                  for s, acts in members["positions_2d"].items()}
     return save_npz(path, positions_2d=positions, metadata=H36M_METADATA)
-
-
-def detections_file(directory: Path, payload) -> Path:
-    """An infer_video.py-style detections file (COCO keypoints in pixels + video metadata)."""
-    rng = np.random.default_rng(0)
-    keypoints = np.concatenate([rng.uniform(50, 400, (30, 17, 2)), np.ones((30, 17, 1))], axis=-1).astype(np.float32)
-    metadata = {"w": 640, "h": 480, "fps": 25.0, "video_name": "clip.mp4"}
-    if payload is not None:
-        metadata["note"] = payload
-    directory.mkdir(exist_ok=True)
-    return save_npz(directory / "clip.mp4.npz", keypoints=keypoints, metadata=metadata)
 
 
 def mpi_inf_3dhp_dir(directory: Path, payload) -> Path:

@@ -13,6 +13,8 @@ from conftest import ROOT, shared_path
 
 from common.core.errors import UserError
 from common.core.files import load_npz
+from common.evaluation.plausibility import plausibility_report
+from common.geometry.skeleton import h36m_17
 from common.model.checkpoints import save_checkpoint
 from common.model.config import ModelConfig
 from common.model.metaformer import build_model
@@ -50,6 +52,9 @@ def test_dancer_end_to_end(tmp_path, trained_checkpoint):
     poses = np.load(tmp_path / "out" / "dancer_3d.npy")
     assert poses.shape == (102, 17, 3) and poses.dtype == np.float32 and np.isfinite(poses).all()
     assert np.abs(poses[:, 0]).max() < np.abs(poses[:, 1:]).max()  # relative to the root (raw model output)
+    report = plausibility_report(poses, h36m_17(), fps=20.0)  # the printed report is the exported prediction's
+    assert "plausibility of the 3D (102 frames" in result.stdout
+    assert f"worst {report.bone_variation_max:.1%} ({report.worst_bone})" in result.stdout
 
     keypoints = load_npz(tmp_path / "detections" / "dancer.mp4.npz", ("keypoints",))["keypoints"]
     assert keypoints.shape == (102, 17, 3) and np.isfinite(keypoints).all()
