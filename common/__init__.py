@@ -1,1 +1,2 @@
-"""Core library: geometry, datasets, clips, metrics, model, training and evaluation."""
+"""The library, in eight layer packages (lowest first): core, geometry, datasets, model, evaluation, training, video,
+cli. docs/ARCHITECTURE.md is the map."""
