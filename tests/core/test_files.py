@@ -187,6 +187,7 @@ from common.core.errors import run_cli
 from common.core.files import atomic_write
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if this test runs in the background
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])  # not blocked by an inherited mask
 
 def writer(tmp):
     Path(tmp).write_bytes(b"x" * 100000)
