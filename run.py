@@ -27,7 +27,7 @@ from common.cli.render import render_sequence, select_render_sequence  # noqa: E
 from common.cli.run_data import RunData, check_frames, load_run_data  # noqa: E402
 from common.core.errors import run_cli  # noqa: E402
 from common.evaluation.protocols import model_predict_fn  # noqa: E402
-from common.model import checkpoints  # noqa: E402
+from common.model import checkpoints, pretrained  # noqa: E402
 from common.model.cost import describe_model  # noqa: E402
 from common.training import distributed, loop  # noqa: E402
 from common.training.run_logging import RunLogger, command_line  # noqa: E402
@@ -51,7 +51,9 @@ def load_for_evaluation(args, path: Path, data: RunData, ctx, logger):
 
 def run_evaluate(args, data: RunData, ctx, logger) -> float | None:
     """--evaluate FILE: the protocol on the test subjects, or with --render only the one sequence to render."""
-    path = checkpoints.resolve_checkpoint_path(args.evaluate, args.checkpoint, "--evaluate")
+    path = pretrained.resolve_checkpoint(args.evaluate, args.checkpoint, "--evaluate", log=logger.info)
+    if (entry := pretrained.find_entry(args.evaluate)) is not None:
+        logger.info(f"model: {entry.summary()}")
     sequence = None
     if args.render:  # the target exists before the model is loaded
         sequence = select_render_sequence(data.test, args.viz_subject, args.viz_action, args.viz_camera)

@@ -1,10 +1,12 @@
 """From a person's video to rendered 3D in one command: 2D detection, lifting, rendering.
 
-    python inference/video_to_3d.py VIDEO --checkpoint FILE --output OUT.mp4
+    python inference/video_to_3d.py VIDEO --output OUT.mp4 [--checkpoint FILE_OR_NAME]
 
 1. detects the person's COCO keypoints in every frame (MediaPipe by default, offline), tracked across frames, and
    fills frames without a detection by interpolation;
-2. converts them to the model's 17 Human3.6M joints and lifts every frame to 3D with the checkpoint's model, with
+2. converts them to the model's 17 Human3.6M joints and lifts every frame to 3D with the checkpoint's model (by
+   default the shipped model `common.model.pretrained.DEFAULT_MODEL`, verified by its sha256; ``--checkpoint`` takes
+   another shipped model's name or any run.py / official MixSTE checkpoint file), with
    the prediction of `run.py`'s evaluation (windows of the model's frame count, each frame predicted once, flip
    test-time augmentation on unless ``--no-flip-tta``);
 3. writes the camera-space 3D poses ``(T, 17, 3)`` in metres relative to the root (the model's raw output) as ``.npy``
@@ -42,6 +44,7 @@ from common.evaluation.protocols import PredictSettings, model_predict_fn, predi
 from common.geometry.camera import normalize_screen_coordinates  # noqa: E402
 from common.geometry.keypoint_layouts import get_layout, to_h36m17  # noqa: E402
 from common.geometry.skeleton import h36m_17  # noqa: E402
+from common.model import pretrained  # noqa: E402
 from common.video.detection import detect_video, prepare_output_dir, save_detections  # noqa: E402
 from common.video.detectors import DETECTORS, make_detector  # noqa: E402
 from common.video.pose_export import EXPORT_FORMATS, check_export_path, export_poses  # noqa: E402
@@ -55,8 +58,9 @@ MODEL_JOINTS = 17
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", help="input video (any format ffmpeg reads)")
-    parser.add_argument("--checkpoint", required=True, metavar="FILE",
-                        help="trained lifting model (a run.py checkpoint, or an official MixSTE one)")
+    parser.add_argument("--checkpoint", default=pretrained.DEFAULT_MODEL, metavar="FILE_OR_NAME",
+                        help=f"trained lifting model: a shipped model ({', '.join(sorted(pretrained.PRETRAINED))}), a "
+                             "run.py checkpoint or an official MixSTE one (default: %(default)s)")
     parser.add_argument("--output", required=True, metavar="OUT.mp4",
                         help="rendered video (.mp4 or .gif) or interactive viewer page (.html)")
     parser.add_argument("--export", default=None, metavar="FILE.npy",
@@ -79,8 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_lifter(path: str | os.PathLike) -> LoadedModel:
-    """The model of a project or official MixSTE checkpoint; it must take 17 joints with (x, y) inputs."""
+def load_lifter(checkpoint: str | os.PathLike, log=print) -> LoadedModel:
+    """The model of a shipped model's name or of a project / official MixSTE checkpoint file (a shipped file is
+    verified by its sha256 first, and ``log`` gets the line naming it); it must take 17 joints with (x, y) inputs."""
+    path = pretrained.resolve_checkpoint(os.fspath(checkpoint), None, "--checkpoint", log=log)
+    entry = pretrained.find_entry(checkpoint) or pretrained.shipped_entry_of(path)
+    if entry is not None:
+        log(f"model: {entry.summary()}")
     loaded = build_from_checkpoint(path)
     config = loaded.config
     if config.num_joints != MODEL_JOINTS or config.in_chans != 2 or config.out_chans != 3:

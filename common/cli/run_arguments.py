@@ -15,7 +15,7 @@ from common.core.errors import UserError
 from common.datasets.registry import DATASET_NAMES, DEFAULT_DATA_DIR
 from common.evaluation.windows import COUNTING_MODES
 from common.model.config import SPATIAL_MIXERS, TEMPORAL_MIXERS, ModelConfig
-from common.training.step import AMP_DTYPES
+from common.training.step import AMP_DTYPES, LR_SCHEDULES
 from common.video.video_io import VIDEO_SUFFIXES
 
 # Model flags: argparse destination -> ModelConfig field (None defaults; resolved against a preset or a checkpoint).
@@ -166,7 +166,10 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("-lr", "--learning-rate", default=1e-3, type=positive_float, metavar="LR",
                        help="initial learning rate")
     train.add_argument("-lrd", "--lr-decay", default=0.99, type=_fraction, metavar="F",
-                       help="learning rate decay per epoch")
+                       help="learning rate decay per epoch (exponential schedule)")
+    train.add_argument("--lr-schedule", default=LR_SCHEDULES[0], choices=LR_SCHEDULES,
+                       help="exponential: -lr times -lrd every epoch; cosine: a half cosine from -lr to 0 over -e "
+                            "epochs, by step (anneals short runs; -lrd unused)")
     train.add_argument("--weight-decay", default=0.1, type=_non_negative_float, metavar="W", help="AdamW weight decay")
     train.add_argument("--warmup-epochs", default=0.0, type=_non_negative_float, metavar="E",
                        help="linear learning-rate warm-up length in epochs (0 = none)")
@@ -178,6 +181,10 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="weight of the velocity (MPJVE) loss")
     train.add_argument("--joint-weights", default="dataset", choices=("dataset", "none"),
                        help="weighted MPJPE with the dataset's joint weights (MixSTE's for H36M-17), or plain MPJPE")
+    train.add_argument("--detector-noise", default=0.0, type=_non_negative_float, metavar="S",
+                       help="corrupt the training 2D like a 2D detector's output at strength S (COCO joint synthesis, "
+                            "jitter, outliers, left/right swaps, scale/shift; common/datasets/detector_noise.py); "
+                            "0 = clean 2D (default), 1 = the shipped model's recipe")
     train.add_argument("-no-da", "--no-data-augmentation", dest="data_augmentation", action="store_false",
                        help="turn off the horizontal flipping of training clips (on by default)")
     train.add_argument("--amp", nargs="?", const="bf16", default=None, choices=tuple(AMP_DTYPES),

@@ -2,7 +2,7 @@
 
 - `check_checkpoint_dir(args)`: ``-c`` must be a directory (or creatable); a new training refuses a directory that
   already holds a run's checkpoints unless ``-r`` resumes it or ``--overwrite`` replaces it; the ``--evaluate`` /
-  ``-r`` file exists;
+  ``-r`` file exists (a shipped model's, `common.model.pretrained`, is verified or downloaded here);
 - `check_render_outputs(args)`: ``--viz-output`` / ``--viz-export`` go to existing writable folders and
   ``--viz-video`` exists.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from common.core.errors import UserError
 from common.model.checkpoints import resolve_checkpoint_path
+from common.model.pretrained import resolve_checkpoint
 
 RUN_CHECKPOINTS = ("best_epoch.bin", "last_epoch.bin", "epoch_*.bin")
 """Files a training run writes into ``-c DIR`` (`common.training.loop`)."""
@@ -51,7 +52,7 @@ def check_checkpoint_dir(args) -> None:
     directory = Path(args.checkpoint)
     check_writable_dir(directory, f"-c/--checkpoint {directory}", create=True)
     if args.evaluate:
-        resolve_checkpoint_path(args.evaluate, directory, "--evaluate")
+        resolve_checkpoint(args.evaluate, directory, "--evaluate", log=print)  # a shipped model: verified now
     if args.resume:
         resolve_checkpoint_path(args.resume, directory, "-r/--resume")
     if args.evaluate or args.resume or args.overwrite:

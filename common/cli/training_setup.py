@@ -15,6 +15,7 @@ from common.cli.model_setup import build_from_checkpoint, new_model_config, plac
 from common.cli.run_arguments import model_overrides
 from common.cli.run_data import RunData, check_frames
 from common.core.errors import UserError
+from common.datasets.detector_noise import DetectorNoise
 from common.datasets.training_clips import TrainClips, make_train_loader
 from common.model import checkpoints
 from common.model.metaformer import build_model
@@ -28,7 +29,8 @@ def make_loader(args, data: RunData, num_frames: int, ctx):
     skeleton = data.dataset.skeleton
     clips = TrainClips(data.train, num_frames, args.stride or num_frames, flip=args.data_augmentation,
                        kps_left=data.keypoints.kps_left, kps_right=data.keypoints.kps_right,
-                       joints_left=skeleton.joints_left(), joints_right=skeleton.joints_right())
+                       joints_left=skeleton.joints_left(), joints_right=skeleton.joints_right(),
+                       noise=DetectorNoise(strength=args.detector_noise))
     global_clips = max(1, args.batch_size // num_frames)
     if global_clips < ctx.world_size:
         raise UserError(f"-b {args.batch_size}: {global_clips} clip(s) per step cannot be split over "
@@ -77,7 +79,7 @@ def training_state(args, data: RunData, ctx, log: Callable[[str], object]):
     optimizer = step.make_optimizer(model, args.learning_rate, args.weight_decay)
     amp_dtype = _amp_dtype(args, ctx, log)
     step_settings = step.StepSettings(loss_weights(args, num_joints), args.grad_clip, amp_dtype)
-    schedule = step.LrSchedule(args.learning_rate, args.lr_decay, args.warmup_epochs)
+    schedule = step.LrSchedule(args.learning_rate, args.lr_decay, args.warmup_epochs, args.lr_schedule, args.epochs)
     state = loop.TrainingState(model, optimizer, loader, step_settings, schedule, config.to_dict(),
                                step.make_grad_scaler(amp_dtype, ctx.device))
     if stored is not None:
@@ -100,6 +102,7 @@ def loop_settings(args) -> loop.LoopSettings:
 def describe_training(data: RunData, loader, num_frames: int, ctx) -> str:
     """One line: sequences, frames, clips, steps per epoch, devices."""
     clips, per_process = loader.dataset, loader.batch_size
+    noise = f"detector-shaped 2D noise at strength {clips.noise.strength:g}" if clips.noise else "clean 2D"
     return (f"training on {len(data.train)} sequences ({sum(len(s) for s in data.train)} frames, {len(clips)} clips of "
-            f"{num_frames} frames every {clips.stride}), {per_process * ctx.world_size} clips per step ({per_process} "
-            f"per process), {len(loader)} steps per epoch; {ctx.describe()}")
+            f"{num_frames} frames every {clips.stride}, {noise}), {per_process * ctx.world_size} clips per step "
+            f"({per_process} per process), {len(loader)} steps per epoch; {ctx.describe()}")

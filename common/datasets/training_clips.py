@@ -17,7 +17,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.core.errors import UserError
+from common.datasets.detector_noise import DetectorNoise
 from common.geometry.camera import flip_intrinsic
+from common.geometry.keypoint_layouts import NUM_MODEL_JOINTS
 from common.geometry.skeleton import mirror_permutation
 
 
@@ -40,7 +42,9 @@ class TrainClips(Dataset):
     An item is ``(inputs_2d (F, J, 2), targets_3d (F, J, 3), intrinsic (9,))`` float32 tensors. Indices are ints
     (no flip) or ``(index, flip)`` pairs as yielded by `SeedableSampler`; a flipped item has x negated, left/right
     joints swapped (2D with ``kps_left/right``, 3D with ``joints_left/right``) and ``cx``, ``p1`` negated. With
-    ``flip=False`` flip requests are ignored. ``__getitems__`` fetches a whole batch with vectorized indexing (the
+    ``flip=False`` flip requests are ignored. With ``noise`` (strength > 0) the 2D of every fetched batch is corrupted
+    by `common.datasets.detector_noise.DetectorNoise` (after the flip; the 3D targets stay exact).
+    ``__getitems__`` fetches a whole batch with vectorized indexing (the
     DataLoader built by `make_train_loader` uses it), returning the three stacked tensors.
     """
 
@@ -54,6 +58,7 @@ class TrainClips(Dataset):
         kps_right: Sequence[int] = (),
         joints_left: Sequence[int] = (),
         joints_right: Sequence[int] = (),
+        noise: DetectorNoise | None = None,
     ) -> None:
         if not sequences:
             raise UserError("training data: no sequences selected (check the subjects/actions)")
@@ -70,6 +75,7 @@ class TrainClips(Dataset):
         self.num_frames = int(num_frames)
         self.stride = int(stride)
         self.flip = bool(flip)
+        self.noise = noise if noise is not None and noise.strength > 0 else None
         lengths = np.array([len(seq.poses_2d) for seq in sequences], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         self.lengths = lengths
@@ -87,6 +93,9 @@ class TrainClips(Dataset):
         self.kps_perm = mirror_permutation(self.poses_2d.shape[1], kps_left, kps_right)
         self.joints_perm = mirror_permutation(self.poses_3d.shape[1], joints_left, joints_right)
         self._frame_range = np.arange(self.num_frames, dtype=np.int64)
+        if self.noise is not None and self.poses_2d.shape[1:] != (NUM_MODEL_JOINTS, 2):
+            raise UserError(f"--detector-noise: needs 2D in the model's {NUM_MODEL_JOINTS}-joint Human3.6M order, "
+                            f"this data has {self.poses_2d.shape[1]} joints")
 
     def __len__(self) -> int:
         return len(self.clip_start)
@@ -112,6 +121,8 @@ class TrainClips(Dataset):
             targets[flips] = targets[flips][:, :, self.joints_perm]
             targets[flips, :, :, 0] *= -1
             intrinsic[flips] = flip_intrinsic(intrinsic[flips])
+        if self.noise is not None:  # one generator per batch, seeded from the epoch-seeded global RNG
+            inputs = self.noise.apply(inputs, np.random.default_rng(np.random.randint(0, 2**31 - 1)))  # noqa: NPY002
         return torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(intrinsic)
 
     @staticmethod

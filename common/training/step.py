@@ -33,15 +33,24 @@ from common.core.errors import UserError
 from common.training.losses import TERMS, LossWeights, mixste_loss
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+LR_SCHEDULES = ("exponential", "cosine")
+"""Names of the learning-rate schedules (`LrSchedule.kind`; the first is the default)."""
 
 
 @dataclass(frozen=True)
 class LrSchedule:
-    """Learning-rate schedule: exponential per-epoch decay, optional linear warm-up (in epochs, may be fractional)."""
+    """Learning-rate schedule, then an optional linear warm-up (in epochs, may be fractional) on top.
+
+    ``exponential``: ``lr * lr_decay ** epoch`` (VideoPose3D / MixSTE). ``cosine``: a half cosine from ``lr`` at the
+    first step to 0 after ``total_epochs`` epochs, by step (``lr_decay`` unused): the learning rate is annealed within
+    the run even when it is only a few epochs long.
+    """
 
     lr: float
     lr_decay: float = 0.99
     warmup_epochs: float = 0.0
+    kind: str = "exponential"
+    total_epochs: int = 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,11 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
 
 def learning_rate(schedule: LrSchedule, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
     """Learning rate of ``step`` in ``epoch`` (both 0-based)."""
-    lr = schedule.lr * schedule.lr_decay**epoch
+    if schedule.kind == "cosine":
+        progress = (epoch * steps_per_epoch + step) / (max(schedule.total_epochs, 1) * steps_per_epoch)
+        lr = schedule.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    else:
+        lr = schedule.lr * schedule.lr_decay**epoch
     if schedule.warmup_epochs > 0:
         done = epoch * steps_per_epoch + step + 1
         lr *= min(1.0, done / (schedule.warmup_epochs * steps_per_epoch))

@@ -8,6 +8,7 @@ import torch
 
 from common.core.errors import UserError
 from common.datasets.base import CameraParams
+from common.datasets.detector_noise import DetectorNoise
 from common.datasets.sequences import Sequence
 from common.datasets.training_clips import SeedableSampler, TrainClips, clip_starts, make_train_loader
 
@@ -142,3 +143,29 @@ def test_loader_batches_are_reproducible_with_workers():
             for u, v in zip(x, y):
                 torch.testing.assert_close(u, v, rtol=0, atol=0)
     assert loader2.persistent_workers
+
+
+def test_detector_noise_corrupts_the_2d_only_and_reproducibly():
+    sequences = [_sequence(n, i) for i, n in enumerate((12, 3, 7))]
+    clean = TrainClips(sequences, 5, None, True, LEFT, RIGHT, LEFT, RIGHT)
+    noisy = TrainClips(sequences, 5, None, True, LEFT, RIGHT, LEFT, RIGHT, noise=DetectorNoise())
+    items = [(0, False), (3, True), (5, False)]
+    reference = clean.__getitems__(items)
+    np.random.seed(11)  # noqa: NPY002 (the epoch seeding of common.training.step does this)
+    first = noisy.__getitems__(items)
+    np.random.seed(11)  # noqa: NPY002
+    again = noisy.__getitems__(items)
+    for got, same, expected in zip(first, again, reference):
+        torch.testing.assert_close(got, same, rtol=0, atol=0)
+        assert got.shape == expected.shape
+    assert (first[0] - reference[0]).abs().mean() > 0.01  # the 2D moved
+    torch.testing.assert_close(first[1], reference[1], rtol=0, atol=0)  # the 3D targets are exact
+    torch.testing.assert_close(first[2], reference[2], rtol=0, atol=0)
+    assert TrainClips(sequences, 5, noise=DetectorNoise(strength=0)).noise is None
+
+
+def test_detector_noise_needs_the_model_joint_order():
+    sequence = _sequence(8, 0)
+    sequence.poses_2d = sequence.poses_2d[:, :15]
+    with pytest.raises(UserError, match="--detector-noise: needs 2D in the model's 17-joint .* has 15 joints"):
+        TrainClips([sequence], 5, noise=DetectorNoise())

@@ -91,18 +91,19 @@ def test_coco_conversion_values():
     out = to_h36m17(coco, "coco")
     xy = coco[..., :2]
     hip = (xy[:, 11] + xy[:, 12]) / 2
-    thorax = (xy[:, 5] + xy[:, 6]) / 2
+    shoulders = (xy[:, 5] + xy[:, 6]) / 2
+    thorax = shoulders + 0.12 * (shoulders - hip)  # the Human3.6M thorax lies above the shoulders' midpoint
     eyes = (xy[:, 1] + xy[:, 2]) / 2
     expected = {
         0: hip, 1: xy[:, 12], 2: xy[:, 14], 3: xy[:, 16], 4: xy[:, 11], 5: xy[:, 13], 6: xy[:, 15],
-        7: (hip + thorax) / 2, 8: thorax, 9: xy[:, 0], 10: eyes + 0.6 * (eyes - thorax),
+        7: hip + 0.55 * (shoulders - hip), 8: thorax, 9: xy[:, 0], 10: eyes + 0.25 * (eyes - shoulders),
         11: xy[:, 5], 12: xy[:, 7], 13: xy[:, 9], 14: xy[:, 6], 15: xy[:, 8], 16: xy[:, 10],
     }  # fmt: skip
     for joint, value in expected.items():
         np.testing.assert_allclose(out[:, joint, :2], value, atol=1e-5, err_msg=f"joint {joint}")
     # scores: copied for real joints, minimum of the sources for synthesized ones
     np.testing.assert_allclose(out[:, 1, 2], coco[:, 12, 2])
-    np.testing.assert_allclose(out[:, 8, 2], np.minimum(coco[:, 5, 2], coco[:, 6, 2]))
+    np.testing.assert_allclose(out[:, 8, 2], coco[:, [5, 6, 11, 12], 2].min(axis=1))
     np.testing.assert_allclose(out[:, 10, 2], np.min(coco[:, [1, 2, 5, 6], 2], axis=1))
 
 

@@ -201,6 +201,45 @@ def test_official_mixste_checkpoint_evaluates_with_attention_mixers(tiny_data, t
     assert "official MixSTE weights do not match the flags: num_frames=81 (file: 27)" in message
 
 
+def test_evaluate_takes_a_shipped_model_verified_by_its_sha256(tiny_data, tmp_path, monkeypatch, capsys):
+    """``-c DIR --evaluate pretrained_NAME.bin`` finds a shipped model in the repository's checkpoint/ folder (here a
+    registry of one tiny test model), verifies its sha256 and evaluates it; a wrong digest is one line."""
+    import hashlib
+
+    from common.model import pretrained
+    from common.model.checkpoints import save_checkpoint
+    from common.model.config import ModelConfig
+    from common.model.metaformer import build_model
+
+    sys.path.insert(0, str(ROOT))
+    import run
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    config = ModelConfig(num_frames=27, embed_dim=16, depth=1)
+    path = save_checkpoint(shipped / "pretrained_tiny_f27.bin", epoch=5, lr=1e-3, model=build_model(config),
+                           optimizer=None, model_config=config.to_dict(), best_val=None, loader_state=None)
+
+    def register(sha256: str) -> None:
+        monkeypatch.setattr(pretrained, "PRETRAINED", {"tiny_f27": pretrained.PretrainedModel(
+            name="tiny_f27", file_name=path.name, sha256=sha256, model_config={"num_frames": 27},
+            description="a tiny test model", notice="test data only")})
+
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(pretrained, "_DIGESTS", {})
+    register(hashlib.sha256(path.read_bytes()).hexdigest())
+    argv = ["-d", "synthetic", "-k", "gt", "--data-dir", str(tiny_data), "-ste", "S9", "-a", "Walking", "--nolog",
+            "--no-progress", "-gpu", "cpu", "-c", str(tmp_path / "ck"), "--evaluate", "pretrained_tiny_f27.bin"]
+    mpjpe = run.main(argv)
+    out = capsys.readouterr().out
+    assert "model: tiny_f27: a tiny test model (test data only)" in out and 0 < mpjpe < 5
+    assert (tmp_path / "ck" / "pretrained_tiny_f27_eval.json").is_file()  # in -c DIR, never beside the shipped file
+    assert sorted(p.name for p in shipped.iterdir()) == ["pretrained_tiny_f27.bin"]
+    register("ab" * 32)
+    message = _bad_run(argv, capsys)
+    assert message.startswith(f"error: {path}: sha256 ") and f"is not the expected {'ab' * 32}" in message
+
+
 @pytest.mark.slow
 def test_compile_trains_the_same_model_as_eager(tiny_data, tmp_path):
     """--compile (inductor, in place) gives the eager run's weights (to float tolerance) under the usual keys, and a

@@ -11,14 +11,16 @@ import pytest
 import torch
 from conftest import ROOT, shared_path
 
-from common.core.errors import UserError
+from common.core.errors import UserError, run_cli
 from common.core.files import load_npz
 from common.evaluation.plausibility import plausibility_report
 from common.geometry.skeleton import h36m_17
+from common.model import pretrained
 from common.model.checkpoints import save_checkpoint
 from common.model.config import ModelConfig
 from common.model.metaformer import build_model
-from common.video.video_io import video_metadata
+from common.video import detectors
+from common.video.video_io import VideoWriter, video_metadata
 
 SCRIPT = ROOT / "inference" / "video_to_3d.py"
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
@@ -165,3 +167,91 @@ def test_seed_command_chain_on_dancer(tmp_path, trained_checkpoint):
     assert poses.shape == (102, 17, 3) and np.isfinite(poses).all()
     assert np.abs(poses[:, 1:]).max() > 1e-3  # a real lifted pose, not zeros
     assert video_metadata(tmp_path / "output.mp4")["num_frames"] == 102
+
+
+# --- shipped models (common/model/pretrained.py) through --checkpoint, with a registry of a tiny test model ----------
+
+
+@pytest.fixture
+def tiny_registry(tmp_path, monkeypatch):
+    """A shipped folder holding ``pretrained_tiny_f27.bin`` and a registry with its entry; returns a function that
+    re-registers the entry with another sha256."""
+    import hashlib
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    path = tiny_checkpoint(shipped / "pretrained_tiny_f27.bin", embed_dim=16, depth=1)
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(pretrained, "PRETRAINED", {})
+    monkeypatch.setattr(pretrained, "_DIGESTS", {})
+
+    def register(sha256: str = hashlib.sha256(path.read_bytes()).hexdigest()) -> None:
+        pretrained.PRETRAINED["tiny_f27"] = pretrained.PretrainedModel(
+            name="tiny_f27", file_name=path.name, sha256=sha256, model_config={"num_frames": 27, "embed_dim": 16},
+            description="a tiny test model", notice="test data only")
+
+    register()
+    return register
+
+
+class ScriptedDetector:
+    """One person at fixed random COCO keypoints inside a 64x48 frame (no MediaPipe needed)."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.keypoints = np.concatenate([rng.uniform(8, 40, (17, 2)), np.ones((17, 1))], axis=-1).astype(np.float32)
+
+    def reset(self) -> None:
+        pass
+
+    def detect(self, frame_rgb):
+        box = np.array([8, 8, 40, 40], np.float32)
+        return [detectors.Detection(box=box, keypoints=self.keypoints, score=0.9)]
+
+
+def small_video(path):
+    with VideoWriter(path, fps=25) as writer:
+        for index in range(30):
+            writer.write(np.full((48, 64, 3), index * 8, np.uint8))
+    return path
+
+
+def test_checkpoint_takes_a_shipped_model_name(tiny_registry):
+    lines = []
+    loaded = video_to_3d.load_lifter("tiny_f27", log=lines.append)
+    assert (loaded.config.num_frames, loaded.config.embed_dim) == (27, 16)
+    assert loaded.path == pretrained.SHIPPED_DIR / "pretrained_tiny_f27.bin"
+    assert lines == ["model: tiny_f27: a tiny test model (test data only)"]
+    assert video_to_3d.build_parser().parse_args(["v.mp4", "--output", "o.mp4"]).checkpoint == \
+        pretrained.DEFAULT_MODEL
+
+
+def test_without_checkpoint_the_default_model_lifts_the_video(tiny_registry, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", "tiny_f27")
+    monkeypatch.setitem(detectors.DETECTORS, "scripted", ScriptedDetector)
+    video = small_video(tmp_path / "clip.mp4")
+    video_to_3d.main([str(video), "--output", str(tmp_path / "clip.html"), "--detector", "scripted", "--device",
+                      "cpu"])
+    out = capsys.readouterr().out
+    assert "model: tiny_f27: a tiny test model (test data only)\n" in out
+    poses = np.load(tmp_path / "clip.npy")
+    assert poses.shape == (30, 17, 3) and np.isfinite(poses).all()
+    assert (tmp_path / "clip.html").is_file()
+
+
+def test_sha256_mismatch_of_a_shipped_model_is_one_line(tiny_registry, tmp_path, capsys):
+    tiny_registry("ab" * 32)
+    video = small_video(tmp_path / "clip.mp4")
+    (tmp_path / "out").mkdir()
+    argv = [str(video), "--checkpoint", "tiny_f27", "--output", str(tmp_path / "out" / "o.mp4"), "--device", "cpu"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: video_to_3d.main(argv))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    shipped = pretrained.SHIPPED_DIR / "pretrained_tiny_f27.bin"
+    assert err.startswith(f"error: {shipped}: sha256 ") and f"is not the expected {'ab' * 32}" in err
+    assert len(err.strip().splitlines()) == 1 and list((tmp_path / "out").iterdir()) == []
+    with pytest.raises(UserError, match="h36m_nope: not a shipped model; the known ones are: tiny_f27"):
+        pretrained.get_entry("h36m_nope")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -25,6 +26,19 @@ def test_train_step_backpropagates_the_loss_itself():
     assert terms["total"] == pytest.approx(3.0)
     # SGD step: offset = 0 - 0.1 * (-1, 0, 0); with loss.backward(loss) it would be 0.3 instead of 0.1
     torch.testing.assert_close(model.offset.detach(), torch.tensor([0.1, 0.0, 0.0]))
+
+
+def test_cosine_schedule_anneals_to_zero_by_step():
+    cosine = step.LrSchedule(lr=2e-3, kind="cosine", total_epochs=4)
+    assert step.learning_rate(cosine, 0, step=0, steps_per_epoch=10) == pytest.approx(2e-3)
+    assert step.learning_rate(cosine, 2, step=0, steps_per_epoch=10) == pytest.approx(1e-3)  # half way: cos = 0
+    assert step.learning_rate(cosine, 1, step=0, steps_per_epoch=10) == pytest.approx(1e-3 * (1 + 2**-0.5))
+    assert step.learning_rate(cosine, 3, step=9, steps_per_epoch=10) == pytest.approx(1e-3 * (1 + math.cos(
+        math.pi * 39 / 40)))
+    assert step.learning_rate(cosine, 4, step=0, steps_per_epoch=10) == 0.0  # past the end (a resumed longer run)
+    warm = step.LrSchedule(lr=2e-3, kind="cosine", total_epochs=4, warmup_epochs=1)
+    assert step.learning_rate(warm, 0, step=4, steps_per_epoch=10) == pytest.approx(
+        1e-3 * (1 + math.cos(math.pi * 4 / 40)) * 5 / 10)
 
 
 def test_gradient_clipping_bounds_the_step():
