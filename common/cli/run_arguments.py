@@ -28,6 +28,7 @@ MODEL_FLAG_FIELDS = {
     "temporal_mixer": "temporal_mixer",
     "pool_size": "pool_size",
     "temporal_pool_schedule": "temporal_pool_schedule",
+    "causal": "causal",
     "num_heads": "num_heads",
     "dropout": "drop_rate",
     "drop_path": "drop_path_rate",
@@ -147,6 +148,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="pooling window of pool mixers (default: the preset's)")
     model.add_argument("--temporal-pool-schedule", default=None, metavar="NAME",
                        help="fixed, growing or dilated temporal pooling windows (default: the preset's)")
+    model.add_argument("--causal", default=None, action="store_true",
+                       help="causal model: every temporal mixer sees only the current and earlier frames, so that "
+                            "inference/live.py can lift each frame as it arrives (non-causal when not given; stored "
+                            "in the checkpoint)")
     model.add_argument("--num-heads", default=None, type=_positive_int, metavar="N",
                        help="heads of attention mixers (default: the preset's)")
     model.add_argument("-drop", "--dropout", default=None, type=_probability, metavar="P",

@@ -1,7 +1,8 @@
 """Every architectural choice of the pose MetaFormer in one validated dataclass, and its named presets.
 
-- `ModelConfig`: frames, joints, width, depth, the token mixer of each stream, the temporal pooling schedule, norms,
-  layer scale, dropout / stochastic depth and the weight initialisation. Bad values raise `UserError` naming the field.
+- `ModelConfig`: frames, joints, width, depth, the token mixer of each stream, the temporal pooling schedule,
+  causality (``causal``: every temporal mixer sees only the current and earlier frames), norms, layer scale,
+  dropout / stochastic depth and the weight initialisation. Bad values raise `UserError` naming the field.
   The defaults are the project's defaults for a new model (the command line takes them from here).
 - `PRESETS` / `apply_preset`: ``mixste`` (attention + attention: numerically the official MixSTE), ``poolformer``
   (pooling in both streams, the seed's literal design) and ``default`` (learned spatial fc mixer + temporal pooling,
@@ -73,6 +74,9 @@ class ModelConfig:
     temporal_mixer: str = _DEFAULT["temporal_mixer"]  # see TEMPORAL_MIXERS
     pool_size: int = _DEFAULT["pool_size"]  # odd window of the pooling mixers (first temporal layer for widening)
     temporal_pool_schedule: str = _DEFAULT["temporal_pool_schedule"]  # fixed | growing | dilated
+    # Causal: the temporal mixers see only the current and earlier frames (live lifting, common/evaluation/streaming).
+    # No parameter depends on it; a checkpoint without the key (older ones, official MixSTE) is non-causal.
+    causal: bool = False
     num_heads: int = 8
     qkv_bias: bool = True
     drop_rate: float = 0.0
@@ -110,6 +114,8 @@ class ModelConfig:
                 hint = " (graph and fc mix joints: spatial stream only)" if (
                     name == "temporal_mixer" and self.temporal_mixer in SPATIAL_MIXERS) else ""
                 raise bad(name, f"one of {', '.join(choices)}{hint}")
+        if not isinstance(self.causal, bool):
+            raise bad("causal", "True or False")
         size = self.pool_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 3 or size % 2 == 0:
             raise bad("pool_size", "an odd integer >= 3")

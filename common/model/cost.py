@@ -6,7 +6,7 @@
 - per block: the MLP (``fc1`` and ``fc2``: ``2 * C * hidden`` per token);
 - attention mixer: ``qkv`` (``3 C^2``) and ``proj`` (``C^2``) per token, plus the attention matmuls ``Q K^T`` and
   ``A V``: ``2 * heads * L^2 * head_dim = 2 * L^2 * C`` per sequence of ``L`` tokens (J per frame for the spatial
-  stream, F per joint for the temporal stream);
+  stream, F per joint for the temporal stream; a causal model's masked temporal attention is counted in full);
 - fc and graph mixers: a ``J x J`` matrix times the ``J x C`` tokens of every frame, ``J^2 C`` per frame (the graph
   mixer is a fixed matrix, but it is computed as a matrix product, so it is counted like one);
 - pooling mixer: no multiplications (0 MACs); its additions are reported separately as ``pool_adds``.
@@ -28,10 +28,11 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _pool_adds(length: int, window: int, dilation: int) -> int:
-    """Additions of a window mean over one sequence (summing the valid taps of every token)."""
-    radius = window // 2
-    taps = sum(sum(1 for m in range(-radius, radius + 1) if 0 <= t + m * dilation < length) for t in range(length))
+def _pool_adds(length: int, window: int, dilation: int, causal: bool = False) -> int:
+    """Additions of a window mean over one sequence (summing the valid taps of every token; causal: `window` taps at
+    or before the token, see `common.model.mixers.window_mean`)."""
+    offsets = range(-window + 1, 1) if causal else range(-(window // 2), window // 2 + 1)
+    taps = sum(sum(1 for m in offsets if 0 <= t + m * dilation < length) for t in range(length))
     return taps - length
 
 
@@ -61,7 +62,8 @@ def count_macs(config: ModelConfig) -> dict[str, int | float]:
         elif stream == "spatial_mixer":
             pool_adds += config.depth * sequences * dim * _pool_adds(length, config.pool_size, 1)
         else:
-            pool_adds += sum(sequences * dim * _pool_adds(length, w, d) for w, d in temporal_pool_windows(config))
+            pool_adds += sum(sequences * dim * _pool_adds(length, w, d, config.causal)
+                             for w, d in temporal_pool_windows(config))
     per_clip = sum(breakdown.values())
     return {"per_clip": per_clip, "per_frame": per_clip / frames, "pool_adds": pool_adds, **breakdown}
 
@@ -74,11 +76,13 @@ def _human(value: float) -> str:
 
 
 def describe_model(model: nn.Module, config: ModelConfig) -> str:
-    """One line for logs: mixers, size, parameters and MACs per clip / per frame."""
+    """One line for logs: mixers (``causal`` for a causal model), size, parameters and MACs per clip / per frame."""
     macs = count_macs(config)
     mixers = f"{config.spatial_mixer}+{config.temporal_mixer}"
     if config.temporal_mixer == "pool":
         mixers += f"(pool {config.pool_size}, {config.temporal_pool_schedule})"
+    if config.causal:
+        mixers += " causal"
     return (
         f"model {mixers}: F={config.num_frames} C={config.embed_dim} depth={config.depth}, "
         f"{count_parameters(model) / 1e6:.3f}M params, {_human(macs['per_clip'])}MACs/clip, "

@@ -8,7 +8,10 @@ Reading order (with `common.model.config` for the choices and `common.model.mixe
    alternating spatial / temporal blocks, head ``LayerNorm + Linear(C -> 3)``. Its `forward` is the only forward
    (training and inference alike; ``--compile`` / `torch.compile` is the supported way to go faster).
 
-The activations keep the layout ``(B, F, J, C)`` throughout; each mixer mixes along its own axis. The model outputs a
+The activations keep the layout ``(B, F, J, C)`` throughout; each mixer mixes along its own axis. Only the temporal
+mixers move information between frames (the temporal position embedding is added per frame; norms, MLPs and the head
+work per token), so a causal config (``causal=True``: causal temporal mixers) makes the whole model causal: the output
+of frame t depends on input frames <= t only. The model outputs a
 3D pose for every input frame (seq2seq); it is trained towards root-relative targets, but like MixSTE it does not
 force joint 0 to zero itself (the training / evaluation code does).
 """

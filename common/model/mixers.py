@@ -12,12 +12,17 @@ the temporal pooling schedule). `TOKEN_MIXERS` and each class's ``axes`` are the
 and the command line take theirs from `mixer_names`).
 
 - `PoolMixer` (``pool``): PoolFormer's pooling, ``mean over a window of tokens - identity``; stride 1, the padding is
-  not counted (tokens at the edges average over fewer neighbours), optional dilation, no parameters.
+  not counted (tokens at the edges average over fewer neighbours), optional dilation, no parameters. In a causal model
+  (``config.causal``) the temporal window holds the same number of taps, all at or before the token (`window_mean`).
 - `GraphMixer` (``graph``, spatial only): mean over each joint's skeleton neighbours (parent, children, itself)
   minus the identity.
 - `FcMixer` (``fc``, spatial only): MetaFormer's learned token mixing, ``W x - x`` with a learnable J x J matrix ``W``.
 - `AttentionMixer` (``attention``): multi-head self-attention exactly as MixSTE (qkv projection with bias,
-  softmax(q k^T / sqrt(d)) v, output projection); parameter names ``qkv`` / ``proj`` match MixSTE's.
+  softmax(q k^T / sqrt(d)) v, output projection); parameter names ``qkv`` / ``proj`` match MixSTE's. In a causal model
+  the temporal stream's attention is masked to the current and earlier frames (the fused kernel's ``is_causal``).
+
+Causality is a property of the temporal mixers alone: the spatial mixers mix the joints of one frame, and everything
+else in the model (embeddings, norms, MLPs, head) works on one token at a time.
 """
 
 from __future__ import annotations
@@ -62,14 +67,20 @@ def temporal_pool_windows(config: ModelConfig) -> list[tuple[int, int]]:
     return [(size, 2**i) for i in range(config.depth)]
 
 
-def window_mean(x: torch.Tensor, axis: str, window: int, dilation: int = 1) -> torch.Tensor:
-    """Mean of every token's window ``t + m * dilation`` (``|m| <= window // 2``), counting only tokens inside.
+def window_mean(x: torch.Tensor, axis: str, window: int, dilation: int = 1, causal: bool = False) -> torch.Tensor:
+    """Mean of every token's window, counting only tokens inside the sequence.
+
+    Centred (default): the taps ``t + m * dilation`` with ``|m| <= window // 2``. Causal: the same number of taps,
+    all at or before the token, ``t - m * dilation`` with ``0 <= m < window`` (a token's mean then depends on no later
+    token, and the reach into the past doubles).
 
     ``x`` is ``(B, F, J, C)``; ``axis`` selects F (temporal) or J (spatial). ``window`` is odd. Windows wider than the
     sequence simply average everything in reach.
     """
     _check_axis(axis)
     dim = 1 if axis == TEMPORAL else 2
+    if causal:
+        return _causal_window_mean(x, dim, window, dilation)
     length, radius = x.shape[dim], window // 2
     if dilation == 1:
         # ``(B, F, J, C)`` seen as ``(B, C, F, J)`` is a channels-last view (no copy): avg_pool2d pools along F with a
@@ -88,9 +99,36 @@ def window_mean(x: torch.Tensor, axis: str, window: int, dilation: int = 1) -> t
     total = sum(padded.narrow(dim, reach + m * dilation, length) for m in offsets)
     positions = torch.arange(length, device=x.device)
     count = sum(((positions + m * dilation >= 0) & (positions + m * dilation < length)).to(x.dtype) for m in offsets)
+    return total / _along(count, x, dim)
+
+
+def _along(values: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """A ``(L,)`` tensor shaped to broadcast along dimension ``dim`` of ``x``."""
     shape = [1] * x.dim()
-    shape[dim] = length
-    return total / count.view(shape)
+    shape[dim] = values.shape[0]
+    return values.view(shape)
+
+
+def _causal_window_mean(x: torch.Tensor, dim: int, window: int, dilation: int) -> torch.Tensor:
+    """`window_mean` with the taps ``t - m * dilation``, ``0 <= m < window``: zeros before the sequence start are
+    summed (they add nothing) but not counted. Every output token is computed from its own taps only."""
+    length = x.shape[dim]
+    taps = min(window, (length - 1) // dilation + 1)  # taps reaching before the first token add nothing
+    if taps == 1:
+        return x
+    reach = (taps - 1) * dilation
+    padded = F.pad(x, [0, 0] * (x.dim() - 1 - dim) + [reach, 0])  # zeros before the first token only
+    if dilation == 1:
+        # window sums of a (B, C, F', J) channels-last view: avg_pool2d with a (taps, 1) / (1, taps) kernel, divisor 1
+        kernel = (taps, 1) if dim == 1 else (1, taps)
+        channels_last = einops.rearrange(padded, "b f j c -> b c f j")
+        total = einops.rearrange(F.avg_pool2d(channels_last, kernel, stride=1, divisor_override=1),
+                                 "b c f j -> b f j c")
+    else:
+        total = sum(padded.narrow(dim, reach - m * dilation, length) for m in range(taps))
+    positions = torch.arange(length, device=x.device)
+    count = torch.clamp(torch.div(positions, dilation, rounding_mode="floor") + 1, max=taps).to(x.dtype)
+    return total / _along(count, x, dim)
 
 
 def mix_joints(mixing: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +156,7 @@ class PoolMixer(nn.Module):
     """PoolFormer token mixer: ``window_mean(x) - x`` along one axis (no parameters).
 
     The spatial stream pools ``pool_size`` joint indices; the temporal stream uses the window and dilation of its
-    layer in the ``temporal_pool_schedule`` (`temporal_pool_windows`).
+    layer in the ``temporal_pool_schedule`` (`temporal_pool_windows`), causal windows in a causal model.
     """
 
     axes = AXES
@@ -128,12 +166,13 @@ class PoolMixer(nn.Module):
         _check_axis(axis)
         self.axis = axis
         self.window, self.dilation = (config.pool_size, 1) if axis == SPATIAL else temporal_pool_windows(config)[layer]
+        self.causal = axis == TEMPORAL and config.causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return window_mean(x, self.axis, self.window, self.dilation) - x
+        return window_mean(x, self.axis, self.window, self.dilation, self.causal) - x
 
     def extra_repr(self) -> str:
-        return f"axis={self.axis}, window={self.window}, dilation={self.dilation}"
+        return f"axis={self.axis}, window={self.window}, dilation={self.dilation}, causal={self.causal}"
 
 
 class GraphMixer(nn.Module):
@@ -189,6 +228,7 @@ class AttentionMixer(nn.Module):
         _check_axis(axis)
         dim = config.embed_dim  # a multiple of num_heads (ModelConfig checks it)
         self.axis, self.num_heads, self.attn_drop = axis, config.num_heads, config.attn_drop_rate
+        self.causal = axis == TEMPORAL and config.causal  # frame t attends to frames <= t
         self.qkv = nn.Linear(dim, dim * 3, bias=config.qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
@@ -201,11 +241,12 @@ class AttentionMixer(nn.Module):
             tokens, merge = einops.rearrange(x, "b f j c -> b j f c"), "(b j) h f d -> b f j (h d)"
         qkv = self.qkv(tokens)
         q, k, v = einops.rearrange(qkv, "n m l (three h d) -> three (n m) h l d", three=3, h=self.num_heads)
-        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0,
+                                               is_causal=self.causal)
         return self.proj_drop(self.proj(einops.rearrange(mixed, merge, b=b, f=f, j=j)))
 
     def extra_repr(self) -> str:
-        return f"axis={self.axis}, num_heads={self.num_heads}, attn_drop={self.attn_drop}"
+        return f"axis={self.axis}, num_heads={self.num_heads}, attn_drop={self.attn_drop}, causal={self.causal}"
 
 
 TOKEN_MIXERS: dict[str, type[nn.Module]] = {

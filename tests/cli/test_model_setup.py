@@ -58,3 +58,27 @@ def test_compile_with_data_parallel_is_refused_before_compiling():
     ctx = DeviceContext(device=torch.device("cpu"), device_ids=[0, 1])
     with pytest.raises(UserError, match=r"--compile with -gpu 0,1: .*torchrun"):
         place_model(model, ctx, compile_model=True, training=True, log=print)
+
+
+def test_causal_is_stored_and_checkpoints_without_it_are_non_causal(tmp_path):
+    _project_checkpoint(tmp_path / "causal.bin", causal=True)
+    loaded = build_from_checkpoint(tmp_path / "causal.bin")
+    assert loaded.config.causal and loaded.model.temporal_blocks[0].mixer.causal
+    assert build_from_checkpoint(tmp_path / "causal.bin", {"causal": True}).config.causal
+    # a checkpoint written before the field existed: the same weights, non-causal
+    original = _project_checkpoint(tmp_path / "old.bin")
+    stored = torch.load(tmp_path / "old.bin", weights_only=False)
+    del stored["model_config"]["causal"]
+    torch.save(stored, tmp_path / "old.bin")
+    old = build_from_checkpoint(tmp_path / "old.bin")
+    assert not old.config.causal and not old.model.temporal_blocks[0].mixer.causal
+    assert all(torch.equal(old.model.state_dict()[k], v) for k, v in original.state_dict().items())
+    with pytest.raises(UserError, match="flags contradict the model stored in the checkpoint: --causal=True"):
+        build_from_checkpoint(tmp_path / "old.bin", {"causal": True})
+
+
+def test_official_checkpoint_is_non_causal_and_refuses_causal():
+    path = shared_path("fixtures", "mixste_official_f27_d64_dep2_s0.bin")
+    assert not build_from_checkpoint(path).config.causal
+    with pytest.raises(UserError, match=r"official MixSTE weights do not match the flags: causal=True"):
+        build_from_checkpoint(path, {"causal": True})

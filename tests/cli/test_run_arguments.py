@@ -47,7 +47,7 @@ def test_every_seed_flag_exists_and_every_flag_is_documented_with_default():
 
 
 FLOAT_FLAGS = ["-lr", "-lrd", "--weight-decay", "--warmup-epochs", "--grad-clip", "--lambda-tc", "--lambda-vel",
-               "--time-budget", "--subset", "--mlp-ratio", "-drop", "--drop-path"]
+               "--time-budget", "--subset", "--mlp-ratio", "-drop", "--drop-path", "--detector-noise"]
 
 
 @pytest.mark.parametrize("flag", FLOAT_FLAGS)
@@ -80,6 +80,7 @@ def test_model_overrides_only_contains_given_flags():
     args = parse_args("-f 81 -cs 256 --spatial-mixer graph --pool-size 5 -drop 0.1".split())
     assert model_overrides(args) == {"num_frames": 81, "embed_dim": 256, "spatial_mixer": "graph", "pool_size": 5,
                                      "drop_rate": 0.1}
+    assert model_overrides(parse_args(["--causal"])) == {"causal": True}  # not given: the preset's / checkpoint's
 
 
 @pytest.mark.parametrize("argv, fragment", [

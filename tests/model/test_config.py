@@ -80,3 +80,14 @@ def test_config_round_trips_through_json():
 def test_mixer_of_each_stream():
     config = apply_preset("default", {"spatial_mixer": "graph", "temporal_mixer": "attention"})
     assert (config.mixer("spatial"), config.mixer("temporal")) == ("graph", "attention")
+
+
+def test_causal_defaults_to_false_and_is_checked():
+    assert ModelConfig().causal is False
+    data = ModelConfig(num_frames=9).to_dict()
+    assert data["causal"] is False
+    del data["causal"]  # a checkpoint written before the field existed
+    assert ModelConfig.from_dict(data).causal is False
+    assert apply_preset("default", {"causal": True}).causal is True
+    with pytest.raises(UserError, match="model config causal: expected True or False, got 1"):
+        ModelConfig(causal=1)

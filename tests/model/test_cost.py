@@ -98,3 +98,14 @@ def test_describe_model_line():
     assert f"{params / 1e6:.3f}M params" in line
     assert f"{count_macs(config)['per_clip'] / 1e6:.2f}MMACs/clip" in line
     assert "fc+pool" in line and "F=27" in line and "\n" not in line
+    assert "causal" not in line
+    causal = apply_preset("default", {"num_frames": 27, "embed_dim": 32, "depth": 2, "causal": True})
+    assert describe_model(build_model(causal), causal).startswith("model fc+pool(pool 3, fixed) causal: F=27 ")
+
+
+def test_causal_pooling_adds_count_the_past_taps():
+    # F=5, one layer of window 3: centred taps per frame 2,3,3,3,2 (13) vs causal 1,2,3,3,3 (12); minus one per frame
+    base = {"num_frames": 5, "embed_dim": 1, "depth": 1, "spatial_mixer": "fc", "num_joints": 2,
+            "skeleton_parents": (-1, 0)}
+    assert count_macs(apply_preset("default", base))["pool_adds"] == 2 * (13 - 5)
+    assert count_macs(apply_preset("default", {**base, "causal": True}))["pool_adds"] == 2 * (12 - 5)

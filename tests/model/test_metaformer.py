@@ -173,3 +173,44 @@ def test_attention_reaches_the_whole_clip():
     perturbed[0, 0] += 1.0
     with torch.no_grad():
         assert ((model(perturbed) - model(clip)).abs().amax(dim=(0, 2, 3)) > 1e-6).all()
+
+
+# --- causal models ---------------------------------------------------------------------------------------------------
+
+CAUSAL_KINDS = [  # every temporal mixer, every pooling schedule, with learned and pooling spatial mixers
+    ("default", {"temporal_pool_schedule": "fixed"}),
+    ("default", {"temporal_pool_schedule": "growing"}),
+    ("default", {"temporal_pool_schedule": "dilated"}),
+    ("poolformer", {"pool_size": 5}),
+    ("mixste", {"num_heads": 4}),
+    ("default", {"temporal_mixer": "attention", "num_heads": 4}),
+]
+
+
+@pytest.mark.parametrize(("preset", "fields"), CAUSAL_KINDS)
+def test_a_causal_model_never_looks_at_future_frames(preset, fields):
+    """Changing frames t >= 5 leaves the outputs of frames 0..4 exactly as they were; without --causal they move."""
+    clip = torch.randn(2, 11, 17, 2, generator=torch.Generator().manual_seed(1))
+    future = clip.clone()
+    future[:, 5:] = torch.randn(2, 6, 17, 2, generator=torch.Generator().manual_seed(2))
+    outputs = {}
+    for causal in (True, False):
+        torch.manual_seed(0)
+        model = build_model(apply_preset(preset, {**TINY, "num_frames": 11, "depth": 3, **fields, "causal": causal}))
+        with torch.no_grad():
+            outputs[causal] = model.eval()(clip), model(future)
+    before, after = outputs[True]
+    assert torch.equal(before[:, :5], after[:, :5])
+    assert (before[:, 5:] - after[:, 5:]).abs().max() > 1e-4  # the changed frames themselves do change
+    before, after = outputs[False]
+    assert (before[:, :5] - after[:, :5]).abs().max() > 1e-6  # a non-causal model looks ahead
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_causal_changes_no_parameter_or_state_dict_key(preset):
+    torch.manual_seed(0)
+    plain = build_model(tiny(preset)).state_dict()
+    torch.manual_seed(0)
+    causal = build_model(tiny(preset, causal=True)).state_dict()
+    assert list(plain) == list(causal)
+    assert all(torch.equal(plain[name], causal[name]) for name in plain)

@@ -161,3 +161,72 @@ def test_registry_builds_every_name_on_every_allowed_axis():
 def test_unknown_or_misplaced_mixer_is_a_user_error(name, axis):
     with pytest.raises(UserError, match=f"{axis} mixer: expected one of"):
         create_mixer(name, small_config(), axis, 0)
+
+
+# --- causal temporal mixers ----------------------------------------------------------------------------------------
+
+
+def numpy_causal_window_mean(x: np.ndarray, axis: int, window: int, dilation: int) -> np.ndarray:
+    """Loop over every token: the mean of the in-range tokens ``t - m * dilation``, ``0 <= m < window``."""
+    out = np.empty_like(x)
+    for t in range(x.shape[axis]):
+        taps = [t - m * dilation for m in range(window) if t - m * dilation >= 0]
+        np.put_along_axis(out, np.full([1 if d == axis else n for d, n in enumerate(x.shape)], t),
+                          np.take(x, taps, axis=axis).mean(axis=axis, keepdims=True), axis=axis)
+    return out
+
+
+@pytest.mark.parametrize(("window", "dilation"), [(3, 1), (5, 1), (3, 2), (5, 3), (99, 1), (3, 99)])
+def test_causal_window_mean_matches_a_numpy_loop(window, dilation):
+    x = torch.randn(2, 7, 5, 3, dtype=torch.float64)
+    expected = numpy_causal_window_mean(x.numpy(), 1, window, dilation)
+    np.testing.assert_allclose(window_mean(x, "temporal", window, dilation, causal=True).numpy(), expected,
+                               rtol=0, atol=1e-12)
+
+
+def test_causal_window_mean_by_hand():
+    x = torch.tensor([0.0, 1.0, 4.0, 9.0, 16.0]).view(1, 5, 1, 1)
+    # window 3: t, t-1, t-2 (the first tokens average over fewer, real, tokens)
+    torch.testing.assert_close(window_mean(x, "temporal", 3, causal=True).flatten(),
+                               torch.tensor([0.0, 0.5, 5 / 3, 14 / 3, 29 / 3]))
+    # dilation 2: t, t-2, t-4
+    torch.testing.assert_close(window_mean(x, "temporal", 3, 2, causal=True).flatten(),
+                               torch.tensor([0.0, 1.0, 2.0, 5.0, 20 / 3]))
+
+
+@pytest.mark.parametrize("schedule", ["fixed", "growing", "dilated"])
+def test_causal_pool_mixer_pools_only_the_past_in_time_and_nothing_changes_in_space(schedule):
+    config = small_config(temporal_pool_schedule=schedule, spatial_mixer="pool", causal=True)
+    x = torch.randn(2, 7, 5, 8, dtype=torch.float64)
+    for layer, (window, dilation) in enumerate(temporal_pool_windows(config)):
+        mixer = PoolMixer(config, "temporal", layer)
+        assert mixer.causal and "causal=True" in repr(mixer)
+        expected = numpy_causal_window_mean(x.numpy(), 1, window, dilation) - x.numpy()
+        np.testing.assert_allclose(mixer(x).numpy(), expected, rtol=0, atol=1e-12)
+    spatial = PoolMixer(config, "spatial", 0)
+    assert not spatial.causal  # a frame's joints are all "now"
+    np.testing.assert_allclose(spatial(x).numpy(), numpy_window_mean(x.numpy(), 2, 3, 1) - x.numpy(), rtol=0,
+                               atol=1e-12)
+
+
+def test_causal_temporal_attention_is_a_masked_softmax():
+    torch.manual_seed(0)
+    mixer = AttentionMixer(small_config(causal=True), "temporal", 0).eval()
+    x = torch.randn(1, 7, 5, 8)
+    with torch.no_grad():
+        mixed = mixer(x).numpy()
+    for t in range(7):  # frame t attends over frames 0..t only: the attention of the prefix, at its last row
+        for j in range(5):
+            np.testing.assert_allclose(mixed[0, t, j], numpy_attention(x.numpy()[0, : t + 1, j], mixer)[-1],
+                                       rtol=0, atol=1e-5)
+    assert not AttentionMixer(small_config(causal=True), "spatial", 0).causal
+
+
+def test_causal_attention_runs_the_fused_sdpa_kernel():
+    config = apply_preset("mixste", {"num_frames": 9, "embed_dim": 32, "num_heads": 4, "causal": True})
+    mixer = AttentionMixer(config, "temporal", 0).eval()
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        mixer(torch.randn(2, 9, 17, 32))
+    names = {event.key for event in profile.key_averages()}
+    assert "aten::_scaled_dot_product_attention_math" not in names
+    assert any("flash_attention" in name for name in names), sorted(names)
