@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from argparse import BooleanOptionalAction
 from pathlib import Path
@@ -27,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
-from common.cli.model_setup import LoadedModel, build_from_checkpoint  # noqa: E402
+from common.cli.model_setup import LoadedModel, load_video_lifter  # noqa: E402
 from common.cli.run_arguments import positive_float  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
 from common.evaluation.streaming import check_delay, default_delay  # noqa: E402
@@ -46,7 +45,6 @@ from common.video.video_io import VideoWriter  # noqa: E402
 
 DEFAULT_LIVE_MODEL = "h36m_f27_causal"
 """The shipped model live.py uses without ``--checkpoint``: a causal one (lifts the newest frame, no delay)."""
-MODEL_JOINTS = 17
 
 
 def _non_negative_int(text: str) -> int:
@@ -102,19 +100,7 @@ def load_live_model(checkpoint: str | None, log=print) -> LoadedModel:
         raise UserError(f"--checkpoint: the default live model {DEFAULT_LIVE_MODEL} is not among this version's "
                         f"shipped models ({known}); give --checkpoint FILE_OR_NAME (a non-causal model is lifted with "
                         "a delay of F//2 frames by default)")
-    value = checkpoint or DEFAULT_LIVE_MODEL
-    path = pretrained.resolve_checkpoint(os.fspath(value), None, "--checkpoint", log=log)
-    entry = pretrained.find_entry(value) or pretrained.shipped_entry_of(path)
-    if entry is not None:
-        log(f"model: {entry.summary()}")
-    loaded = build_from_checkpoint(path)
-    config = loaded.config
-    if config.num_joints != MODEL_JOINTS or config.in_chans != 2 or config.out_chans != 3:
-        raise UserError(
-            f"--checkpoint {path}: the model takes {config.num_joints} joints x {config.in_chans} inputs and predicts "
-            f"{config.out_chans} values, but live lifting gives {MODEL_JOINTS} Human3.6M joints (x, y) -> (x, y, z)"
-        )
-    return loaded
+    return load_video_lifter(checkpoint or DEFAULT_LIVE_MODEL, "live lifting", log)
 
 
 def choose_delay(requested: int | None, num_frames: int, causal: bool, log=print) -> int:

@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
-from common.cli.model_setup import LoadedModel, build_from_checkpoint  # noqa: E402
+from common.cli.model_setup import LoadedModel, load_video_lifter  # noqa: E402
 from common.cli.run_arguments import positive_float  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
 from common.datasets.custom import nominal_camera  # noqa: E402
@@ -51,8 +51,6 @@ from common.video.pose_export import EXPORT_FORMATS, check_export_path, export_p
 from common.video.rendering import poses_for_display, render_animation  # noqa: E402
 from common.video.video_io import VIDEO_SUFFIXES, read_video_frames, video_metadata  # noqa: E402
 from common.video.viewer import write_viewer_html  # noqa: E402
-
-MODEL_JOINTS = 17
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,20 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_lifter(checkpoint: str | os.PathLike, log=print) -> LoadedModel:
-    """The model of a shipped model's name or of a project / official MixSTE checkpoint file (a shipped file is
-    verified by its sha256 first, and ``log`` gets the line naming it); it must take 17 joints with (x, y) inputs."""
-    path = pretrained.resolve_checkpoint(os.fspath(checkpoint), None, "--checkpoint", log=log)
-    entry = pretrained.find_entry(checkpoint) or pretrained.shipped_entry_of(path)
-    if entry is not None:
-        log(f"model: {entry.summary()}")
-    loaded = build_from_checkpoint(path)
-    config = loaded.config
-    if config.num_joints != MODEL_JOINTS or config.in_chans != 2 or config.out_chans != 3:
-        raise UserError(
-            f"--checkpoint {path}: the model takes {config.num_joints} joints x {config.in_chans} inputs and predicts "
-            f"{config.out_chans} values, but video lifting gives {MODEL_JOINTS} Human3.6M joints (x, y) -> (x, y, z)"
-        )
-    return loaded
+    """The lifter of ``--checkpoint`` (`common.cli.model_setup.load_video_lifter`)."""
+    return load_video_lifter(checkpoint, "video lifting", log)
 
 
 def check_outputs(output: Path, export: Path) -> None:

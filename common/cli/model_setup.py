@@ -18,7 +18,8 @@ from torch import nn
 
 from common.cli.run_arguments import model_field_flags
 from common.core.errors import UserError, first_line
-from common.model import checkpoints
+from common.geometry.keypoint_layouts import NUM_MODEL_JOINTS
+from common.model import checkpoints, pretrained
 from common.model.config import PRESETS, ModelConfig, ModelConfigError, apply_preset
 from common.model.mixste_official import config_from_official_state_dict
 from common.training import distributed
@@ -119,6 +120,23 @@ def build_from_checkpoint(path: str | os.PathLike, overrides: dict | None = None
         config = stored_model_config(stored["model_config"], overrides, preset, num_joints, str(path))
     model = checkpoints.model_with_weights(config, stored, path)
     return LoadedModel(model.eval(), config, stored, path)
+
+
+def load_video_lifter(value: str | os.PathLike, use: str, log: Callable[[str], object] = print) -> LoadedModel:
+    """The lifter of ``--checkpoint VALUE`` for a video script (``use``: "video lifting", "live lifting"): a shipped
+    model's name or a project / official MixSTE checkpoint file (a shipped file is verified by its sha256 first and
+    ``log`` gets the line naming it). It must take the 17 Human3.6M joints as (x, y) and predict (x, y, z)."""
+    path = pretrained.resolve_checkpoint(os.fspath(value), None, "--checkpoint", log=log)
+    entry = pretrained.find_entry(os.fspath(value)) or pretrained.shipped_entry_of(path)
+    if entry is not None:
+        log(f"model: {entry.summary()}")
+    loaded = build_from_checkpoint(path)
+    config = loaded.config
+    if config.num_joints != NUM_MODEL_JOINTS or config.in_chans != 2 or config.out_chans != 3:
+        raise UserError(
+            f"--checkpoint {path}: the model takes {config.num_joints} joints x {config.in_chans} inputs and predicts "
+            f"{config.out_chans} values, but {use} gives {NUM_MODEL_JOINTS} Human3.6M joints (x, y) -> (x, y, z)")
+    return loaded
 
 
 def place_model(model: nn.Module, ctx, compile_model: bool, training: bool, log: Callable[[str], object]):

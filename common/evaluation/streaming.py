@@ -63,9 +63,11 @@ def sliding_window_frames(length: int, num_frames: int, delay: int) -> np.ndarra
 
 
 def predict_sliding(predict_fn: Callable[[torch.Tensor], torch.Tensor], poses_2d: np.ndarray,
-                    settings: PredictSettings, delay: int, chunk_windows: int = 256) -> np.ndarray:
+                    settings: PredictSettings, delay: int, chunk_windows: int = 256,
+                    frames: np.ndarray | None = None) -> np.ndarray:
     """``(T, J', 3)``: every frame of ``poses_2d (T, J, 2)`` predicted from its own sliding window (what a
-    `StreamingLifter` returns for the same stream), in batches of windows through `predict_poses`.
+    `StreamingLifter` returns for the same stream), in batches of windows through `predict_poses`. With ``frames``
+    (indices into the sequence) only those frames are predicted, ``(len(frames), J', 3)`` in that order.
 
     The windows of a chunk are laid end to end as one sequence of ``n * F`` frames, whose evaluation windows are
     exactly those windows (starts 0, F, 2F, ...), so the windows, batching and flip TTA are `predict_poses`' own.
@@ -74,11 +76,13 @@ def predict_sliding(predict_fn: Callable[[torch.Tensor], torch.Tensor], poses_2d
     if len(poses_2d) < 1:
         raise UserError("predict_sliding: empty sequence")
     num_frames = settings.num_frames
-    frames = sliding_window_frames(len(poses_2d), num_frames, delay)
+    window_frames = sliding_window_frames(len(poses_2d), num_frames, delay)
+    if frames is not None:
+        window_frames = window_frames[np.asarray(frames, dtype=np.int64)]
     position = num_frames - 1 - delay
     outputs = []
-    for begin in range(0, len(frames), chunk_windows):
-        windows = poses_2d[frames[begin:begin + chunk_windows].reshape(-1)]
+    for begin in range(0, len(window_frames), chunk_windows):
+        windows = poses_2d[window_frames[begin:begin + chunk_windows].reshape(-1)]
         predicted = predict_poses(predict_fn, windows, settings)
         outputs.append(predicted.reshape(-1, num_frames, *predicted.shape[1:])[:, position])
     return np.concatenate(outputs)
