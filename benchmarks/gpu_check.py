@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import re
 import shutil
@@ -40,7 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common.core.errors import UserError, run_cli  # noqa: E402
-from common.core.files import atomic_write  # noqa: E402
+from common.core.files import atomic_write_json  # noqa: E402
 from common.model.checkpoints import load_checkpoint, model_with_weights  # noqa: E402
 from common.model.config import apply_preset  # noqa: E402
 from common.model.metaformer import build_model  # noqa: E402
@@ -406,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = time.perf_counter() - started
     print(format_report(report), flush=True)
     if args.output:
-        text = json.dumps(report, indent=2)
-        atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write_json(args.output, report)
     return 0 if report["ok"] else 1
 
 

@@ -20,7 +20,6 @@ and each measurement of the prediction (which measurement tracks the error). ``-
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -35,7 +34,7 @@ from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
 from common.cli.model_setup import build_from_checkpoint  # noqa: E402
 from common.cli.run_data import check_frames, load_run_data  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
-from common.core.files import atomic_write  # noqa: E402
+from common.core.files import atomic_write_json  # noqa: E402
 from common.datasets.action_names import action_group  # noqa: E402
 from common.evaluation import protocols  # noqa: E402
 from common.evaluation.plausibility import plausibility_report  # noqa: E402
@@ -52,8 +51,8 @@ MEASURES = {  # report field -> (column title, factor for printing); the JSON ke
 SOURCES = ("prediction", "ground_truth")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The data flags of the Human3.6M benchmark scripts (run.py's names; `load_data` reads them)."""
     parser.add_argument("-d", "--dataset", default="h36m")
     parser.add_argument("-k", "--keypoints", default="gt_projected", help="2D input (default: projected ground truth)")
     parser.add_argument("--data-dir", default=None, help="folder of data_3d_<d>.npz / data_2d_<d>_<k>.npz")
@@ -62,6 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("-ste", "--subjects-test", default="S9")
     parser.add_argument("--actions", default=None, metavar="LIST",
                         help="only these actions (prefix match, comma separated; a quick check, default: all)")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_flags(parser)
     parser.add_argument("--checkpoint", default=pretrained.DEFAULT_MODEL, metavar="FILE_OR_NAME",
                         help="a shipped model's name or a run.py / official MixSTE checkpoint (default: %(default)s)")
     parser.add_argument("-no-tta", "--no-test-time-augmentation", action="store_true", help="no flip TTA")
@@ -180,11 +184,16 @@ def format_correlations(result: dict) -> list[str]:
     return lines
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def load_model_and_data(args):
+    """``(checkpoint path, run.py flags, RunData, LoadedModel)`` for ``--checkpoint`` and the data flags."""
     path = pretrained.resolve_checkpoint(args.checkpoint, None, "--checkpoint", log=print)
     run_args, data = load_data(args, path)
-    loaded = build_from_checkpoint(path, num_joints=data.dataset.skeleton.num_joints())
+    return path, run_args, data, build_from_checkpoint(path, num_joints=data.dataset.skeleton.num_joints())
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    path, run_args, data, loaded = load_model_and_data(args)
     check_frames(loaded.config.num_frames, data.test, "the checkpoint's -f")
     device = resolve_device(args.device)
     apply_thread_policy(args.threads, loaded.config, device, print)
@@ -205,8 +214,7 @@ def main(argv=None) -> dict:
                        "reprojection in pixels; jitter in m/s^2",
               "groups": rows, "average": average, "correlation_with_mpjpe": result, "sequences": records}
     if args.output:
-        text = json.dumps(report, indent=2)
-        atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write_json(args.output, report)
         print(f"report written to {args.output}")
     return report
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -31,45 +30,31 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.plausibility_h36m import load_data  # noqa: E402
+from benchmarks.plausibility_h36m import add_data_flags, load_model_and_data  # noqa: E402
 from common.cli import run_evaluation  # noqa: E402
 from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
-from common.cli.model_setup import build_from_checkpoint  # noqa: E402
+from common.cli.run_arguments import positive_int  # noqa: E402
 from common.core.errors import run_cli  # noqa: E402
-from common.core.files import atomic_write  # noqa: E402
+from common.core.files import atomic_write_json  # noqa: E402
 from common.evaluation import protocols  # noqa: E402
 from common.evaluation.streaming import check_delay, predict_sliding  # noqa: E402
 from common.model import pretrained  # noqa: E402
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-d", "--dataset", default="h36m")
-    parser.add_argument("-k", "--keypoints", default="gt_projected", help="2D input (default: projected ground truth)")
-    parser.add_argument("--data-dir", default=None, help="folder of data_3d_<d>.npz / data_2d_<d>_<k>.npz")
-    parser.add_argument("--data-3d", default=None, help="explicit 3D file")
-    parser.add_argument("--data-2d", default=None, help="explicit 2D file")
-    parser.add_argument("-ste", "--subjects-test", default="S9")
-    parser.add_argument("--actions", default=None, metavar="LIST",
-                        help="only these actions (prefix match, comma separated; a quick check, default: all)")
+    add_data_flags(parser)
     parser.add_argument("--checkpoint", default=pretrained.DEFAULT_MODEL, metavar="FILE_OR_NAME",
                         help="a shipped model's name or a run.py / official MixSTE checkpoint (default: %(default)s)")
     parser.add_argument("--delays", nargs="+", type=int, default=[0], metavar="D",
                         help="frames between the newest pose and the scored one, each in [0, F // 2] (default: 0)")
-    parser.add_argument("--every", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--every", type=positive_int, default=1, metavar="N",
                         help="score every N-th frame of each sequence (frames 0, N, 2N, ...; default: every frame)")
     parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=False,
                         help="flip test-time augmentation (default: off, as inference/live.py)")
-    parser.add_argument("--batch", type=_positive_int, default=256, metavar="N", help="windows per forward")
+    parser.add_argument("--batch", type=positive_int, default=256, metavar="N", help="windows per forward")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: by model)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: by model)")
     parser.add_argument("--output", default=None, metavar="FILE.json", help="write the report here")
     args = parser.parse_args(argv)
     args.no_test_time_augmentation = not args.flip_tta  # the name `load_data` (run.py's -no-tta) reads
@@ -102,9 +87,7 @@ def streaming_results(predict, sequences, settings, delay: int, every: int, prot
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    path = pretrained.resolve_checkpoint(args.checkpoint, None, "--checkpoint", log=print)
-    run_args, data = load_data(args, path)
-    loaded = build_from_checkpoint(path, num_joints=data.dataset.skeleton.num_joints())
+    path, run_args, data, loaded = load_model_and_data(args)
     num_frames, fps = loaded.config.num_frames, float(data.dataset.fps)
     delays = [check_delay(delay, num_frames, "--delays") for delay in dict.fromkeys(args.delays)]
     device = resolve_device(args.device)
@@ -143,8 +126,7 @@ def main(argv=None) -> dict:
     print("block evaluation (back-to-back windows of F frames, every frame once; not recomputed here): "
           f"what `python run.py --evaluate {path}` prints with the same data flags")
     if args.output:
-        text = json.dumps(report, indent=2)
-        atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write_json(args.output, report)
         print(f"report written to {args.output}")
     return report
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import shlex
 import sys
@@ -43,7 +42,7 @@ from torch import nn  # noqa: E402
 from common.cli import run_arguments, run_evaluation  # noqa: E402
 from common.cli.run_data import load_run_data  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
-from common.core.files import atomic_write  # noqa: E402
+from common.core.files import atomic_write_json  # noqa: E402
 from common.evaluation import metrics, protocols  # noqa: E402
 from common.geometry.skeleton import flip_poses  # noqa: E402
 
@@ -310,8 +309,7 @@ def main(argv=None) -> dict:
               "mpjpe_mm": average["mpjpe"] * 1000, "p_mpjpe_mm": average.get("p_mpjpe", float("nan")) * 1000,
               "evaluation": protocols.summary_to_dict(summary, header)}
     if args.output:
-        text = json.dumps(report, indent=2)
-        atomic_write(args.output, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write_json(args.output, report)
         print(f"report written to {args.output}")
     return report
 

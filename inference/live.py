@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
 from common.cli.model_setup import LoadedModel, load_video_lifter  # noqa: E402
-from common.cli.run_arguments import positive_float  # noqa: E402
+from common.cli.run_arguments import non_negative_int, positive_float, positive_int  # noqa: E402
 from common.core.errors import UserError, run_cli  # noqa: E402
 from common.evaluation.streaming import check_delay, default_delay  # noqa: E402
 from common.geometry.skeleton import h36m_17  # noqa: E402
@@ -47,20 +47,6 @@ DEFAULT_LIVE_MODEL = "h36m_f27_causal"
 """The shipped model live.py uses without ``--checkpoint``: a causal one (lifts the newest frame, no delay)."""
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", metavar="SOURCE",
@@ -72,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"lifting model: a shipped model's name ({', '.join(sorted(pretrained.PRETRAINED))}), a "
                              f"run.py checkpoint or an official MixSTE one (default: the shipped causal model "
                              f"{DEFAULT_LIVE_MODEL})")
-    parser.add_argument("--delay", default=None, type=_non_negative_int, metavar="D",
+    parser.add_argument("--delay", default=None, type=non_negative_int, metavar="D",
                         help="frames between the newest frame and the frame whose 3D is drawn, 0 .. F//2 (default: 0 "
                              "for a causal model, F//2 otherwise: a window centred on the frame)")
-    parser.add_argument("--max-frames", default=None, type=_positive_int, metavar="N",
+    parser.add_argument("--max-frames", default=None, type=positive_int, metavar="N",
                         help="stop after N frames (default: at the end of the stream, Ctrl-C or q in the window)")
     parser.add_argument("--detector", default="mediapipe", choices=sorted(DETECTORS), help="2D pose detector")
     parser.add_argument("--flip-tta", action=BooleanOptionalAction, default=False,
@@ -85,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also show the overlay in a window (only where a display exists; q or Esc stops)")
     parser.add_argument("--device", default=None, help="torch device for lifting: cpu, cuda or cuda:N (default: cuda "
                                                        "if available)")
-    parser.add_argument("--threads", default=None, type=_positive_int, metavar="N",
+    parser.add_argument("--threads", default=None, type=positive_int, metavar="N",
                         help="CPU threads for lifting (default: 1 for small models, torch's default for large ones)")
     parser.add_argument("--bitrate", default=None, type=positive_float, metavar="KBITS",
                         help="MP4 bitrate in kbit/s (default: a quality-based one)")

@@ -50,14 +50,14 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         return super()._get_help_string(action)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
@@ -120,9 +120,9 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
                       help="actions to train/test on (prefix match, comma separated), or * for all")
     data.add_argument("--subset", default=1.0, type=_fraction, metavar="FRACTION",
                       help="train on this fraction of every training sequence")
-    data.add_argument("--downsample", default=1, type=_positive_int, metavar="FACTOR",
+    data.add_argument("--downsample", default=1, type=positive_int, metavar="FACTOR",
                       help="downsample the frame rate of the training data by this factor")
-    data.add_argument("--workers", default=0, type=_non_negative_int, metavar="N",
+    data.add_argument("--workers", default=0, type=non_negative_int, metavar="N",
                       help="data-loader worker processes (0 = load in the main process, the fastest on 2 cores)")
 
 
@@ -132,11 +132,11 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--preset", default=None, metavar="NAME",
                        help="model preset of common/model/config.py: default (fc spatial + pool temporal mixers), "
                             "poolformer (pool + pool), mixste (attention + attention); a new model uses 'default'")
-    model.add_argument("-f", "--number-of-frames", default=None, type=_positive_int, metavar="N",
+    model.add_argument("-f", "--number-of-frames", default=None, type=positive_int, metavar="N",
                        help=f"frames per clip (model input length; default {_model_default('number_of_frames')})")
-    model.add_argument("-cs", default=None, type=_positive_int, metavar="N",
+    model.add_argument("-cs", default=None, type=positive_int, metavar="N",
                        help=f"channel size (embedding width; default {_model_default('cs')})")
-    model.add_argument("-dep", default=None, type=_positive_int, metavar="N",
+    model.add_argument("-dep", default=None, type=positive_int, metavar="N",
                        help=f"depth: number of spatial+temporal block pairs (default {_model_default('dep')})")
     model.add_argument("--mlp-ratio", default=None, type=positive_float, metavar="R",
                        help="MLP hidden width / channel size (default: the preset's)")
@@ -144,7 +144,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="spatial token mixer (default: the preset's)")
     model.add_argument("--temporal-mixer", default=None, choices=TEMPORAL_MIXERS,
                        help="temporal token mixer (default: the preset's)")
-    model.add_argument("--pool-size", default=None, type=_positive_int, metavar="N",
+    model.add_argument("--pool-size", default=None, type=positive_int, metavar="N",
                        help="pooling window of pool mixers (default: the preset's)")
     model.add_argument("--temporal-pool-schedule", default=None, metavar="NAME",
                        help="fixed, growing or dilated temporal pooling windows (default: the preset's)")
@@ -152,7 +152,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="causal model: every temporal mixer sees only the current and earlier frames, so that "
                             "inference/live.py can lift each frame as it arrives (non-causal when not given; stored "
                             "in the checkpoint)")
-    model.add_argument("--num-heads", default=None, type=_positive_int, metavar="N",
+    model.add_argument("--num-heads", default=None, type=positive_int, metavar="N",
                        help="heads of attention mixers (default: the preset's)")
     model.add_argument("-drop", "--dropout", default=None, type=_probability, metavar="P",
                        help="dropout probability (default: the preset's)")
@@ -163,10 +163,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     """Training: schedule, loss, augmentation, precision, threads."""
     train = parser.add_argument_group("training")
-    train.add_argument("-e", "--epochs", default=120, type=_positive_int, metavar="N", help="number of training epochs")
-    train.add_argument("-b", "--batch-size", default=1024, type=_positive_int, metavar="N",
+    train.add_argument("-e", "--epochs", default=120, type=positive_int, metavar="N", help="number of training epochs")
+    train.add_argument("-b", "--batch-size", default=1024, type=positive_int, metavar="N",
                        help="batch size in predicted frames (clips per step = N // -f, at least 1)")
-    train.add_argument("-s", "--stride", default=None, type=_positive_int, metavar="N",
+    train.add_argument("-s", "--stride", default=None, type=positive_int, metavar="N",
                        help="frames between the starts of consecutive training clips (default: -f, no overlap)")
     train.add_argument("-lr", "--learning-rate", default=1e-3, type=positive_float, metavar="LR",
                        help="initial learning rate")
@@ -202,7 +202,7 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="torch.compile the model (inductor; on the CPU it needs a C++ compiler): slower start, "
                             "faster steps (measured here at F=243 C=512: training about 1.2x)")
     train.add_argument("--seed", default=0, type=int, help="random seed (weights, clip order, flips)")
-    train.add_argument("--threads", default=None, type=_positive_int, metavar="N",
+    train.add_argument("--threads", default=None, type=positive_int, metavar="N",
                        help="CPU threads of torch (default: 1 for small models, torch's default for large ones, "
                             "unless OMP_NUM_THREADS is set; see common/cli/compute.py)")
     train.add_argument("-gpu", "--gpu", default="0", metavar="LIST",
@@ -223,7 +223,7 @@ def _add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
     evaluation.add_argument("--eval-zero-root", action="store_true",
                             help="set the predicted root joint to 0 before scoring (off by default: the raw prediction "
                                  "is scored, as VideoPose3D and MixSTE do)")
-    evaluation.add_argument("--eval-batch", default=16, type=_positive_int, metavar="N",
+    evaluation.add_argument("--eval-batch", default=16, type=positive_int, metavar="N",
                             help="windows per forward pass during evaluation")
     evaluation.add_argument("--by-subject", action="store_true", help="also break the errors down by subject")
     evaluation.add_argument("--no-eval", action="store_true",
@@ -234,7 +234,7 @@ def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     """Checkpoints and logs."""
     output = parser.add_argument_group("checkpoints and logs")
     output.add_argument("-c", "--checkpoint", default="checkpoint", metavar="DIR", help="checkpoint directory")
-    output.add_argument("-cf", "--checkpoint-frequency", default=20, type=_positive_int, metavar="N",
+    output.add_argument("-cf", "--checkpoint-frequency", default=20, type=positive_int, metavar="N",
                         help="write epoch_N.bin every N epochs")
     output.add_argument("-r", "--resume", default="", metavar="FILE",
                         help="resume training exactly from this checkpoint (looked up in -c DIR first)")
@@ -257,10 +257,10 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
                      help="subject (custom: video name) to render (default: none)")
     viz.add_argument("--viz-action", default=None, metavar="STR",
                      help="action to render (custom videos: custom) (default: none)")
-    viz.add_argument("--viz-camera", default=0, type=_non_negative_int, metavar="N", help="camera to render")
+    viz.add_argument("--viz-camera", default=0, type=non_negative_int, metavar="N", help="camera to render")
     viz.add_argument("--viz-video", default=None, metavar="PATH",
                      help="input video shown behind the 2D keypoints (default: none, black)")
-    viz.add_argument("--viz-skip", default=0, type=_non_negative_int, metavar="N",
+    viz.add_argument("--viz-skip", default=0, type=non_negative_int, metavar="N",
                      help="skip the video's first N frames")
     viz.add_argument("--viz-output", default=None, metavar="PATH",
                      help="output video (.mp4 or .gif) or interactive viewer page (.html) (default: none)")
@@ -268,11 +268,11 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
                      help="write the predicted 3D poses (T,17,3), camera space, metres, relative to the root "
                           "(the model's raw output, as scored), format by extension: .npy, .json, .csv or .bvh "
                           "(.npy is appended when there is none) (default: none)")
-    viz.add_argument("--viz-bitrate", default=3000, type=_positive_int, metavar="N", help="bitrate of mp4 videos")
+    viz.add_argument("--viz-bitrate", default=3000, type=positive_int, metavar="N", help="bitrate of mp4 videos")
     viz.add_argument("--viz-no-ground-truth", action="store_true", help="do not show the ground-truth poses")
     viz.add_argument("--viz-limit", default=-1, type=int, metavar="N", help="render only the first N frames (-1: all)")
-    viz.add_argument("--viz-downsample", default=1, type=_positive_int, metavar="N", help="downsample the FPS by N")
-    viz.add_argument("--viz-size", default=5, type=_positive_int, metavar="N", help="size of each panel (inches)")
+    viz.add_argument("--viz-downsample", default=1, type=positive_int, metavar="N", help="downsample the FPS by N")
+    viz.add_argument("--viz-size", default=5, type=positive_int, metavar="N", help="size of each panel (inches)")
 
 
 def build_parser() -> argparse.ArgumentParser:

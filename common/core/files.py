@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import tempfile
@@ -118,6 +119,12 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object], suffi
         _remove_quietly(tmp)
         raise
     return path
+
+
+def atomic_write_json(path: str | os.PathLike, data, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON (UTF-8, a final newline) with `atomic_write`."""
+    text = json.dumps(data, indent=indent) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _remove_quietly(tmp: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 
@@ -39,24 +40,33 @@ def tiny_checkpoint(path, **overrides):
 
 
 @pytest.mark.skipif(not HAS_MEDIAPIPE, reason="mediapipe is not installed (see inference/requirements-mediapipe.txt)")
-def test_dancer_end_to_end(tmp_path, trained_checkpoint):
+def test_dancer_end_to_end_with_the_shipped_model(tmp_path):
+    """Issue 20's acceptance: no --checkpoint of the user's, the shipped default model, a right-looking 3D."""
     video = shared_path("data", "video", "dancer.mp4")
-    checkpoint = trained_checkpoint
     (tmp_path / "out").mkdir()
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(video), "--checkpoint", str(checkpoint), "--output", "out/dancer_3d.mp4",
-         "--detections-dir", "detections", "--viz-size", "3"],
+        [sys.executable, str(SCRIPT), str(video), "--output", "out/dancer_3d.mp4", "--detections-dir", "detections",
+         "--viz-size", "3"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert f"model: {pretrained.PRETRAINED[pretrained.DEFAULT_MODEL].summary()}" in result.stdout
     assert "flip TTA on" in result.stdout
+    for stage in ("detection", "lifting", "rendering"):
+        assert re.search(rf"{stage}\b.*frames/s", result.stdout), stage
 
     assert video_metadata(tmp_path / "out" / "dancer_3d.mp4") == {"w": 600, "h": 300, "fps": 20.0, "num_frames": 102}
     poses = np.load(tmp_path / "out" / "dancer_3d.npy")
     assert poses.shape == (102, 17, 3) and poses.dtype == np.float32 and np.isfinite(poses).all()
-    assert np.abs(poses[:, 0]).max() < np.abs(poses[:, 1:]).max()  # relative to the root (raw model output)
     report = plausibility_report(poses, h36m_17(), fps=20.0)  # the printed report is the exported prediction's
     assert "plausibility of the 3D (102 frames" in result.stdout
     assert f"worst {report.bone_variation_max:.1%} ({report.worst_bone})" in result.stdout
+    # a trained lift of a person: human bone lengths, a real shoulder width in every frame, no antenna head
+    joint = {name: i for i, name in enumerate(h36m_17().joint_names())}
+    length = lambda a, b: np.linalg.norm(poses[:, joint[a]] - poses[:, joint[b]], axis=-1)  # noqa: E731
+    assert 0.35 < np.median(length("RHip", "RKnee") + length("RKnee", "RFoot")) < 0.95  # leg, metres
+    assert (length("LShoulder", "RShoulder") > 0.15).all()
+    assert np.median(length("Thorax", "Head")) < 0.35
+    assert report.bone_variation_max < 0.25 and report.asymmetry_median < 0.1
 
     keypoints = load_npz(tmp_path / "detections" / "dancer.mp4.npz", ("keypoints",))["keypoints"]
     assert keypoints.shape == (102, 17, 3) and np.isfinite(keypoints).all()
