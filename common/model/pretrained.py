@@ -70,10 +70,11 @@ _ENTRIES = (
     PretrainedModel(
         name="h36m_f27",
         file_name="pretrained_h36m_f27.bin",
-        sha256="",
+        sha256="72cbe7c645c5ae0e337fa96b1c81100f0e90aea080ee88b4aaf6557d7e485b3a",
         model_config={"num_frames": 27, "num_joints": 17, "embed_dim": 64, "depth": 4, "spatial_mixer": "fc",
-                      "temporal_mixer": "pool"},
-        description="default preset (fc spatial, pooling temporal mixers), 27 frames, 64 channels, depth 4",
+                      "temporal_mixer": "pool", "causal": False},
+        description="default preset, 27 frames, 64 channels, depth 4; Human3.6M S1,S5-S8 with detector-shaped 2D "
+                    "(docs/MODEL_ZOO.md)",
     ),
 )
 PRETRAINED: dict[str, PretrainedModel] = {entry.name: entry for entry in _ENTRIES}

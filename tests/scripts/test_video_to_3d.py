@@ -66,7 +66,7 @@ def test_dancer_end_to_end_with_the_shipped_model(tmp_path):
     assert 0.35 < np.median(length("RHip", "RKnee") + length("RKnee", "RFoot")) < 0.95  # leg, metres
     assert (length("LShoulder", "RShoulder") > 0.15).all()
     assert np.median(length("Thorax", "Head")) < 0.35
-    assert report.bone_variation_max < 0.25 and report.asymmetry_median < 0.1
+    assert report.bone_variation_max < 0.35 and report.asymmetry_median < 0.1
 
     keypoints = load_npz(tmp_path / "detections" / "dancer.mp4.npz", ("keypoints",))["keypoints"]
     assert keypoints.shape == (102, 17, 3) and np.isfinite(keypoints).all()
