@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 from common.cli.compute import apply_thread_policy, resolve_device  # noqa: E402
 from common.cli.model_setup import LoadedModel, load_video_lifter  # noqa: E402
 from common.cli.run_arguments import non_negative_int, positive_float, positive_int  # noqa: E402
-from common.core.errors import UserError, run_cli  # noqa: E402
+from common.core.errors import run_cli  # noqa: E402
 from common.evaluation.streaming import check_delay, default_delay  # noqa: E402
 from common.geometry.skeleton import h36m_17  # noqa: E402
 from common.model import pretrained  # noqa: E402
@@ -43,9 +43,6 @@ from common.video.live_pipeline import (  # noqa: E402
 )
 from common.video.video_io import VideoWriter  # noqa: E402
 
-DEFAULT_LIVE_MODEL = "h36m_f27_causal"
-"""The shipped model live.py uses without ``--checkpoint``: a causal one (lifts the newest frame, no delay)."""
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "a file called like a number: ./0)")
     parser.add_argument("--output", default="live.mp4", metavar="FILE",
                         help="overlay video, .mp4 or .gif (default: %(default)s)")
-    parser.add_argument("--checkpoint", default=None, metavar="FILE_OR_NAME",
+    parser.add_argument("--checkpoint", default=pretrained.DEFAULT_LIVE_MODEL, metavar="FILE_OR_NAME",
                         help=f"lifting model: a shipped model's name ({', '.join(sorted(pretrained.PRETRAINED))}), a "
                              f"run.py checkpoint or an official MixSTE one (default: the shipped causal model "
-                             f"{DEFAULT_LIVE_MODEL})")
+                             f"{pretrained.DEFAULT_LIVE_MODEL})")
     parser.add_argument("--delay", default=None, type=non_negative_int, metavar="D",
                         help="frames between the newest frame and the frame whose 3D is drawn, 0 .. F//2 (default: 0 "
                              "for a causal model, F//2 otherwise: a window centred on the frame)")
@@ -78,15 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_live_model(checkpoint: str | None, log=print) -> LoadedModel:
-    """The model of ``--checkpoint`` (a shipped model's name or a checkpoint file), by default `DEFAULT_LIVE_MODEL`;
-    it must take 17 joints with (x, y) inputs."""
-    if checkpoint is None and pretrained.find_entry(DEFAULT_LIVE_MODEL) is None:
-        known = ", ".join(sorted(pretrained.PRETRAINED)) or "none"
-        raise UserError(f"--checkpoint: the default live model {DEFAULT_LIVE_MODEL} is not among this version's "
-                        f"shipped models ({known}); give --checkpoint FILE_OR_NAME (a non-causal model is lifted with "
-                        "a delay of F//2 frames by default)")
-    return load_video_lifter(checkpoint or DEFAULT_LIVE_MODEL, "live lifting", log)
+def load_live_model(checkpoint: str, log=print) -> LoadedModel:
+    """The model of ``--checkpoint`` (a shipped model's name or a checkpoint file; by default the shipped causal
+    model `common.model.pretrained.DEFAULT_LIVE_MODEL`); it must take 17 joints with (x, y) inputs."""
+    return load_video_lifter(checkpoint, "live lifting", log)
 
 
 def choose_delay(requested: int | None, num_frames: int, causal: bool, log=print) -> int:

@@ -76,11 +76,22 @@ _ENTRIES = (
         description="default preset, 27 frames, 64 channels, depth 4; Human3.6M S1,S5-S8 with detector-shaped 2D "
                     "(docs/MODEL_ZOO.md)",
     ),
+    PretrainedModel(
+        name="h36m_f27_causal",
+        file_name="pretrained_h36m_f27_causal.bin",
+        sha256="c5bbe7e805dceafa94001201ca4a0afb98a87d9075e135bf300c52166ae1c6a5",
+        model_config={"num_frames": 27, "num_joints": 17, "embed_dim": 64, "depth": 4, "spatial_mixer": "fc",
+                      "temporal_mixer": "pool", "causal": True},
+        description="causal (sees only past frames: live lifting without delay), otherwise as h36m_f27; one epoch "
+                    "(docs/MODEL_ZOO.md)",
+    ),
 )
 PRETRAINED: dict[str, PretrainedModel] = {entry.name: entry for entry in _ENTRIES}
 """The shipped models by name."""
 DEFAULT_MODEL = "h36m_f27"
 """The model ``inference/video_to_3d.py`` uses without ``--checkpoint``."""
+DEFAULT_LIVE_MODEL = "h36m_f27_causal"
+"""The model ``inference/live.py`` uses without ``--checkpoint``: a causal one (the newest frame, no delay)."""
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 """sha256 of the files hashed in this process, by (resolved path, size, modification time in ns)."""

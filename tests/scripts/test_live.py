@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, shared_path
 
 from common.core.errors import UserError, run_cli
 from common.model import pretrained
@@ -106,12 +108,8 @@ def test_the_default_model_is_the_shipped_causal_one(tmp_path, video, monkeypatc
     monkeypatch.setattr(pretrained, "PRETRAINED", {})
     monkeypatch.setattr(pretrained, "_DIGESTS", {})
     argv = [str(video), "--output", str(tmp_path / "live.mp4"), "--detector", "scripted", "--device", "cpu"]
-    with pytest.raises(UserError, match=r"--checkpoint: the default live model h36m_f27_causal is not among this "
-                                        r"version's shipped models \(none\); give --checkpoint"):
-        live_script.main(argv)
-    assert not (tmp_path / "live.mp4").exists()
-    pretrained.PRETRAINED[live_script.DEFAULT_LIVE_MODEL] = pretrained.PretrainedModel(
-        name=live_script.DEFAULT_LIVE_MODEL, file_name=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+    pretrained.PRETRAINED[pretrained.DEFAULT_LIVE_MODEL] = pretrained.PretrainedModel(
+        name=pretrained.DEFAULT_LIVE_MODEL, file_name=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         model_config={"num_frames": 27, "causal": True}, description="a tiny causal test model", notice="test only")
     live_script.main(argv)
     out = capsys.readouterr().out
@@ -146,3 +144,16 @@ def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path, capfd):
     assert exit_info.value.code == 2
     assert err.startswith("error: camera 57: cannot be opened") and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
+                    reason="mediapipe is not installed (see inference/requirements-mediapipe.txt)")
+def test_dancer_live_with_the_shipped_causal_model(tmp_path):
+    """Issue 18's acceptance: `live.py dancer.mp4 --output live.mp4` with nothing but the repository."""
+    video = shared_path("data", "video", "dancer.mp4")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(video), "--output", "live.mp4"], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"model: {pretrained.PRETRAINED[pretrained.DEFAULT_LIVE_MODEL].summary()}" in result.stdout
+    assert "delay 0 frames" in result.stdout and "frames/s" in result.stdout
+    assert video_metadata(tmp_path / "live.mp4") == {"w": 600, "h": 600, "fps": 20.0, "num_frames": 102}
