@@ -166,3 +166,25 @@ class EvalPayload(ShellPayload):
 
     def __reduce__(self):
         return eval, (f"__import__('pathlib').Path({str(self.marker)!r}).touch()",)
+
+
+@pytest.fixture()
+def one_thread():
+    """Tiny models on one torch thread (several wait for each other on a busy machine); restored afterwards (the
+    scripts under test also set the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_checkpoint(path: Path, **overrides) -> Path:
+    """A project checkpoint of a tiny model with random weights (27-frame windows unless overridden)."""
+    from common.model.checkpoints import save_checkpoint
+    from common.model.config import ModelConfig
+    from common.model.metaformer import build_model
+
+    config = ModelConfig(**{"num_frames": 27, "embed_dim": 16, "depth": 1, **overrides})
+    save_checkpoint(path, epoch=1, lr=1e-3, model=build_model(config), optimizer=None, model_config=config.to_dict(),
+                    best_val=None, loader_state=None)
+    return path

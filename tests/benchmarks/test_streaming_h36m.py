@@ -27,12 +27,6 @@ from common.model.metaformer import build_model
 F, DELAYS, EVERY = 9, (0, 2, 4), 3
 
 
-@pytest.fixture()
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

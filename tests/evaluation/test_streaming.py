@@ -22,14 +22,7 @@ from common.model.metaformer import build_model
 
 F = 9
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models, one window at a time: one torch thread (several wait for each other on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def settings(flip_tta: bool) -> PredictSettings:

@@ -9,14 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from conftest import ROOT, shared_path
+from conftest import ROOT, shared_path, tiny_checkpoint
 
 from common.core.errors import UserError, run_cli
 from common.model import pretrained
-from common.model.checkpoints import save_checkpoint
-from common.model.config import ModelConfig
-from common.model.metaformer import build_model
 from common.video import detectors
 from common.video.video_io import VideoWriter, video_metadata
 
@@ -25,19 +21,7 @@ spec = importlib.util.spec_from_file_location("live_script", SCRIPT)
 live_script = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(live_script)
 
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_checkpoint(path, **overrides):
-    config = ModelConfig(**{"num_frames": 27, "embed_dim": 16, "depth": 1, **overrides})
-    save_checkpoint(path, epoch=1, lr=1e-3, model=build_model(config), optimizer=None, model_config=config.to_dict(),
-                    best_val=None, loader_state=None)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ScriptedDetector:

@@ -10,16 +10,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, shared_path
+from conftest import ROOT, shared_path, tiny_checkpoint
 
 from common.core.errors import UserError, run_cli
 from common.core.files import load_npz
 from common.evaluation.plausibility import plausibility_report
 from common.geometry.skeleton import h36m_17
 from common.model import pretrained
-from common.model.checkpoints import save_checkpoint
-from common.model.config import ModelConfig
-from common.model.metaformer import build_model
 from common.video import detectors
 from common.video.video_io import VideoWriter, video_metadata
 
@@ -30,13 +27,6 @@ video_to_3d = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(video_to_3d)
 
 
-def tiny_checkpoint(path, **overrides):
-    """A project checkpoint of a tiny model (random weights, 27-frame windows)."""
-    config = ModelConfig(**{"num_frames": 27, "embed_dim": 32, "depth": 2, **overrides})
-    torch_model = build_model(config)
-    save_checkpoint(path, epoch=1, lr=1e-3, model=torch_model, optimizer=None, model_config=config.to_dict(),
-                    best_val=None, loader_state=None)
-    return path
 
 
 @pytest.mark.skipif(not HAS_MEDIAPIPE, reason="mediapipe is not installed (see inference/requirements-mediapipe.txt)")
