@@ -70,7 +70,7 @@ _ENTRIES = (
     PretrainedModel(
         name="h36m_f27",
         file_name="pretrained_h36m_f27.bin",
-        sha256="32c1f3db31b31d3d5ca42819e7f2f5002cce6eb16bc876fc8144875e8c7a7c19",
+        sha256="f0c07c664ae53af013d475a9a78319a50662359492a5ff3df10de288d02f42cd",
         model_config={"num_frames": 27, "num_joints": 17, "embed_dim": 64, "depth": 4, "spatial_mixer": "fc",
                       "temporal_mixer": "pool", "causal": False},
         description="default preset, 27 frames, 64 channels, depth 4; Human3.6M S1,S5-S8 with detector-shaped 2D "
