@@ -189,7 +189,7 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--detector-noise", default=0.0, type=_non_negative_float, metavar="S",
                        help="corrupt the training 2D like a 2D detector's output at strength S (COCO joint synthesis, "
                             "jitter, outliers, left/right swaps, scale/shift; common/datasets/detector_noise.py); "
-                            "0 = clean 2D (default), 1 = the shipped model's recipe")
+                            "0 = clean 2D (default); the shipped model used 1, then 0.5 (docs/MODEL_ZOO.md)")
     train.add_argument("-no-da", "--no-data-augmentation", dest="data_augmentation", action="store_false",
                        help="turn off the horizontal flipping of training clips (on by default)")
     train.add_argument("--amp", nargs="?", const="bf16", default=None, choices=tuple(AMP_DTYPES),
