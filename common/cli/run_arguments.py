@@ -174,7 +174,8 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                        help="learning rate decay per epoch (exponential schedule)")
     train.add_argument("--lr-schedule", default=LR_SCHEDULES[0], choices=LR_SCHEDULES,
                        help="exponential: -lr times -lrd every epoch; cosine: a half cosine from -lr to 0 over -e "
-                            "epochs, by step (anneals short runs; -lrd unused)")
+                            "epochs, by step, or over --time-budget when that ends first (anneals short runs; -lrd "
+                            "unused)")
     train.add_argument("--weight-decay", default=0.1, type=_non_negative_float, metavar="W", help="AdamW weight decay")
     train.add_argument("--warmup-epochs", default=0.0, type=_non_negative_float, metavar="E",
                        help="linear learning-rate warm-up length in epochs (0 = none)")
@@ -197,7 +198,7 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                             "(default: off, fp32; CPU runs always fp32)")
     train.add_argument("--time-budget", default=0.0, type=_non_negative_float, metavar="MIN",
                        help="stop training at the first step after MIN minutes (0: no budget; the partial epoch is "
-                            "saved and evaluated like a full one)")
+                            "saved and evaluated like a full one); a cosine --lr-schedule reaches 0 there")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the model (inductor; on the CPU it needs a C++ compiler): slower start, "
                             "faster steps (measured here at F=243 C=512: training about 1.2x)")

@@ -160,13 +160,13 @@ def all_reduce_sum(values: list[float], ctx: DeviceContext) -> list[float]:
     return tensor.tolist()
 
 
-def broadcast_flag(value: bool, ctx: DeviceContext) -> bool:
-    """Rank 0's boolean on every rank (e.g. 'stop: rank 0 failed')."""
+def broadcast_value(value: float, ctx: DeviceContext) -> float:
+    """Rank 0's number on every rank (e.g. the fraction of the time budget used, by rank 0's clock)."""
     if not (ctx.distributed and dist.is_initialized()):
         return value
-    tensor = torch.tensor([1 if value else 0], dtype=torch.int64, device=ctx.device)
+    tensor = torch.tensor([value], dtype=torch.float64, device=ctx.device)
     dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
+    return float(tensor.item())
 
 
 def cleanup(ctx: DeviceContext) -> None:

@@ -7,10 +7,12 @@ resume.
 - `run_epochs(state, settings, validate, ctx, logger)`: the loop. Every rank trains; rank 0 validates, logs and
   writes ``last_epoch.bin`` every epoch, ``epoch_N.bin`` every ``checkpoint_frequency`` epochs and ``best_epoch.bin``
   when the validation MPJPE improves (every epoch when validation is off).
-- A time budget (``--time-budget``) ends training at the first step past it; the partial epoch is saved as a
-  finished one, so a run resumed from such a checkpoint continues with the next epoch (not bit-identical to an
-  uninterrupted run, unlike a resume after a whole epoch).
-- `restore_state(state, stored, source)`: continue from a checkpoint of this loop (``-r``).
+- A time budget (``--time-budget``) ends training at the first step past it (and ends a cosine learning-rate
+  schedule there, see `common.training.step.LrSchedule`); the partial epoch is saved as a finished one, so a run
+  resumed from such a checkpoint continues with the next epoch (not bit-identical to an uninterrupted run, unlike a
+  resume after a whole epoch).
+- `restore_state(state, stored, source)`: continue from a checkpoint of this loop (``-r``): its optimizer moments,
+  sampler, RNGs and history, with this run's weight decay (``--weight-decay`` of the resuming command).
 - Divergence: a non-finite loss stops training (`common.training.step.NonFiniteLossError`) before anything of that
   epoch is written; a model whose weights or validation error are not finite is never written (neither as
   ``best_epoch.bin`` nor as ``last_epoch.bin``): the checkpoints of the last good epoch stay as they were.
@@ -84,7 +86,12 @@ def restore_state(state: TrainingState, stored: dict, source: str) -> None:
         raise UserError(f"{source}: the checkpoint has no optimizer/loader state to resume from")
     part = "optimizer"
     try:
+        # the moments come from the checkpoint, the weight decay from this run's settings (--weight-decay); the
+        # learning rate is set by the schedule at every step
+        decays = [group.get("weight_decay") for group in state.optimizer.param_groups]
         state.optimizer.load_state_dict(stored["optimizer"])
+        for group, decay in zip(state.optimizer.param_groups, decays):
+            group["weight_decay"] = decay
         part = "loader_state"
         state.loader.sampler.load_state_dict(stored["loader_state"])
         part = "scaler"
@@ -102,12 +109,12 @@ def restore_state(state: TrainingState, stored: dict, source: str) -> None:
                         f"{first_line(error)[:120]}); expected the state written by run.py's training loop") from None
 
 
-def _budget_check(settings: LoopSettings, started: float, ctx) -> Callable[[], bool] | None:
-    """A per-step "stop now?" callable for the time budget (rank 0's clock decides for every rank), or None."""
+def _budget_clock(settings: LoopSettings, started: float, ctx) -> Callable[[], float] | None:
+    """A callable giving the fraction of the time budget used so far (rank 0's clock, the same number on every rank,
+    so that every rank stops at the same step and uses the same learning rate), or None without a budget."""
     if settings.time_budget_seconds <= 0:
         return None
-    deadline = started + settings.time_budget_seconds
-    return lambda: distributed.broadcast_flag(time.perf_counter() >= deadline, ctx)
+    return lambda: distributed.broadcast_value((time.perf_counter() - started) / settings.time_budget_seconds, ctx)
 
 
 def _combined_stats(stats: step.EpochStats, ctx) -> tuple[dict[str, float], float, float, float]:
@@ -128,14 +135,14 @@ def run_epochs(state: TrainingState, settings: LoopSettings, validate: Callable[
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out_dir)
-    stop_now = _budget_check(settings, time.perf_counter(), ctx)
+    budget_used = _budget_clock(settings, time.perf_counter(), ctx)
     epoch, stopped = state.start_epoch, False
     for epoch in range(state.start_epoch, settings.epochs):
-        if stop_now is not None and epoch > state.start_epoch and stop_now():  # budget ran out with the last step
+        if budget_used is not None and epoch > state.start_epoch and budget_used() >= 1.0:  # ran out with the last step
             logger.info(f"time budget of {settings.time_budget_seconds / 60:g} min reached after epoch {epoch}: "
                         "stopping")
             return LoopResult(epochs_done=epoch, stopped_by_budget=True)
-        stopped = _run_epoch(state, settings, epoch, validate, ctx, logger, stop_now)
+        stopped = _run_epoch(state, settings, epoch, validate, ctx, logger, budget_used)
         logger.flush()
         distributed.barrier(ctx)
         if stopped:
@@ -143,14 +150,14 @@ def run_epochs(state: TrainingState, settings: LoopSettings, validate: Callable[
     return LoopResult(epochs_done=epoch + 1, stopped_by_budget=stopped)
 
 
-def _run_epoch(state: TrainingState, settings: LoopSettings, epoch: int, validate, ctx, logger, stop_now) -> bool:
+def _run_epoch(state: TrainingState, settings: LoopSettings, epoch: int, validate, ctx, logger, budget_used) -> bool:
     """Train, validate, log and write the checkpoints of one epoch; True when the time budget ended it early."""
     state.loader.sampler.set_epoch(epoch)
     stats = step.train_one_epoch(
         state.model, state.loader, state.optimizer, state.step_settings, state.schedule, epoch, ctx.device,
-        state.scaler, progress=settings.progress and ctx.is_main, seed=settings.seed, should_stop=stop_now)
+        state.scaler, progress=settings.progress and ctx.is_main, seed=settings.seed, budget_used=budget_used)
     losses, frames, seconds, data_seconds = _combined_stats(stats, ctx)
-    lr = step.learning_rate(state.schedule, epoch, stats.steps - 1, len(state.loader))
+    lr = stats.last_lr
     val_mpjpe = None
     if ctx.is_main and validate is not None:
         _check_finite(state.model, None, epoch)  # diverged weights are named as such, not as a failed validation

@@ -1,8 +1,9 @@
 """One optimisation step and one epoch of training, with the learning-rate schedule and the per-epoch seeding.
 
 - `make_optimizer(model, lr, weight_decay)`: AdamW over every parameter.
-- `learning_rate(schedule, epoch, step, steps_per_epoch)`: ``lr * lr_decay**epoch``, times a linear warm-up factor
-  during the first ``warmup_epochs`` (counted in steps). A pure function of (epoch, step): resuming needs no state.
+- `learning_rate(schedule, epoch, step, steps_per_epoch, budget_used)`: ``lr * lr_decay**epoch`` or a half cosine,
+  times a linear warm-up factor during the first ``warmup_epochs`` (counted in steps). A pure function of its
+  arguments: resuming needs no state. Under a time budget the cosine ends at the budget when that comes first.
 - `train_step(...)`: one optimisation step on one batch (AMP, gradient clipping), back-propagating the loss itself
   (not MixSTE's ``loss.backward(loss)``, which optimises the square of the objective). A loss or gradient that is
   not finite raises `NonFiniteLossError` (a `UserError`) before the update, so the weights stay as they were.
@@ -43,7 +44,9 @@ class LrSchedule:
 
     ``exponential``: ``lr * lr_decay ** epoch`` (VideoPose3D / MixSTE). ``cosine``: a half cosine from ``lr`` at the
     first step to 0 after ``total_epochs`` epochs, by step (``lr_decay`` unused): the learning rate is annealed within
-    the run even when it is only a few epochs long.
+    the run even when it is only a few epochs long. Under a time budget its progress is the larger of the fraction of
+    steps done and the fraction of the budget used, so it reaches 0 when the budget ends on a slow or busy machine
+    too (a budgeted run is therefore not bit-reproducible; one without a budget is).
     """
 
     lr: float
@@ -71,7 +74,8 @@ class EpochStats:
     steps: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
-    stopped_early: bool = False  # should_stop() ended the epoch before the loader was exhausted
+    stopped_early: bool = False  # the time budget ended the epoch before the loader was exhausted
+    last_lr: float = 0.0  # learning rate of the epoch's last step
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -79,10 +83,13 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
 
 
-def learning_rate(schedule: LrSchedule, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
-    """Learning rate of ``step`` in ``epoch`` (both 0-based)."""
+def learning_rate(schedule: LrSchedule, epoch: int, step: int = 0, steps_per_epoch: int = 1,
+                  budget_used: float = 0.0) -> float:
+    """Learning rate of ``step`` in ``epoch`` (both 0-based); ``budget_used``: the fraction of the time budget used
+    so far (0 without a budget), which only the cosine schedule reads."""
     if schedule.kind == "cosine":
         progress = (epoch * steps_per_epoch + step) / (max(schedule.total_epochs, 1) * steps_per_epoch)
+        progress = max(progress, budget_used)
         lr = schedule.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     else:
         lr = schedule.lr * schedule.lr_decay**epoch
@@ -188,10 +195,11 @@ def train_step(model: nn.Module, inputs_2d: torch.Tensor, targets_3d: torch.Tens
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, settings: StepSettings,
                     schedule: LrSchedule, epoch: int, device: torch.device,
                     scaler: torch.amp.GradScaler | None = None, progress: bool = True, seed: int | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> EpochStats:
+                    budget_used: Callable[[], float] | None = None) -> EpochStats:
     """Train for one epoch over ``loader`` (items ``(inputs_2d, targets_3d, intrinsic)``).
 
-    ``should_stop()`` is asked after every step (e.g. a time budget); True ends the epoch there. A non-finite loss
+    ``budget_used()`` (the fraction of the time budget used, one call per step) sets the cosine's progress (see
+    `LrSchedule`) and ends the epoch at the first step after which it is 1 or more. A non-finite loss
     raises `NonFiniteLossError` naming the epoch, the step and the term, with the weights of the step before.
 
     With ``seed`` the RNGs are re-seeded by `seed_epoch` right after the loader's iterator is created (creating one
@@ -206,10 +214,11 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1} train", unit="step", disable=not progress,
                dynamic_ncols=True, leave=False)
     start = last = time.perf_counter()
+    used = budget_used() if budget_used is not None else 0.0
     for step, batch in enumerate(iterator):
         stats.data_seconds += time.perf_counter() - last
         inputs_2d, targets_3d = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        lr = learning_rate(schedule, epoch, step, steps_per_epoch)
+        lr = learning_rate(schedule, epoch, step, steps_per_epoch, used)
         set_learning_rate(optimizer, lr)
         try:
             terms = train_step(model, inputs_2d, targets_3d, optimizer, settings, scaler)
@@ -221,12 +230,14 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         frames = targets_3d.shape[0] * targets_3d.shape[1]
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value * frames
-        stats.frames, stats.steps = stats.frames + frames, stats.steps + 1
+        stats.frames, stats.steps, stats.last_lr = stats.frames + frames, stats.steps + 1, lr
         bar.set_postfix(loss=f"{terms['total']:.4f}", mpjpe=f"{terms['mpjpe'] * 1000:.1f}mm", refresh=False)
         bar.update(1)
-        if should_stop is not None and step + 1 < steps_per_epoch and should_stop():
-            stats.stopped_early = True
-            break
+        if budget_used is not None:
+            used = budget_used()
+            if used >= 1.0 and step + 1 < steps_per_epoch:
+                stats.stopped_early = True
+                break
         last = time.perf_counter()
     bar.close()
     stats.seconds = time.perf_counter() - start

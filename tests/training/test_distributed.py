@@ -88,6 +88,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_path: str) -> None:
     ctx = distributed.setup_devices("cpu", print)
     try:
         assert ctx.distributed and ctx.rank == rank and ctx.world_size == world_size
+        assert distributed.broadcast_value(0.25 + rank, ctx) == 0.25  # rank 0's number (the budget clock) everywhere
         model = distributed.wrap_model(_fresh_model(), ctx)
         optimizer = _sgd(model)
         inputs, targets = _batch()

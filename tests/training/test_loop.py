@@ -98,6 +98,18 @@ def test_restore_state_continues_where_the_checkpoint_ended(tmp_path):
         loop.restore_state(_state(), {"epoch": 1, "optimizer": None, "loader_state": None}, "-r x.bin")
 
 
+def test_a_resume_keeps_its_own_weight_decay(tmp_path):
+    """-r with another --weight-decay: the checkpoint's optimizer state would otherwise bring back the old value."""
+    first = _state()
+    first.optimizer.param_groups[0]["weight_decay"] = 0.1
+    loop.run_epochs(first, _settings(tmp_path, epochs=1), None, CPU, RunLogger(None))
+    resumed = _state()  # weight decay 0, as a command with --weight-decay 0
+    resumed.optimizer.param_groups[0]["lr"] = 0.7
+    loop.restore_state(resumed, checkpoints.load_checkpoint(tmp_path / "last_epoch.bin"), "-r last_epoch.bin")
+    assert resumed.optimizer.param_groups[0]["weight_decay"] == 0.0
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # the rest comes from the checkpoint
+
+
 def test_time_budget_stops_at_the_first_step_past_it_and_saves_the_partial_epoch(tmp_path, monkeypatch):
     clock = itertools.count(start=1000.0, step=10.0)  # every perf_counter() call advances 10 s
     monkeypatch.setattr(loop.time, "perf_counter", lambda: next(clock))

@@ -41,6 +41,33 @@ def test_cosine_schedule_anneals_to_zero_by_step():
         1e-3 * (1 + math.cos(math.pi * 4 / 40)) * 5 / 10)
 
 
+def test_a_time_budget_ends_the_cosine_when_it_comes_first():
+    cosine = step.LrSchedule(lr=2e-3, kind="cosine", total_epochs=4)
+    # 10 % of the steps done, half the budget used: the budget sets the progress
+    assert step.learning_rate(cosine, 0, step=4, steps_per_epoch=10, budget_used=0.5) == pytest.approx(1e-3)
+    # the steps ahead of the clock: they do
+    assert step.learning_rate(cosine, 2, step=0, steps_per_epoch=10, budget_used=0.1) == pytest.approx(1e-3)
+    assert step.learning_rate(cosine, 0, step=0, steps_per_epoch=10, budget_used=1.3) == 0.0
+    exponential = step.LrSchedule(lr=2e-3, lr_decay=0.5)  # only the cosine reads the budget
+    assert step.learning_rate(exponential, 1, budget_used=0.9) == pytest.approx(1e-3)
+
+
+def test_the_budget_clock_sets_each_steps_learning_rate_and_ends_the_epoch():
+    model = OffsetModel()
+    inputs, targets = torch.zeros(10, 4, 17, 2), torch.zeros(10, 4, 17, 3)
+    targets[..., 2] = 5.0  # loss |offset - (0,0,5)|: SGD moves z by the lr of each step while z < 5
+    loader = [(inputs[i:i + 1], targets[i:i + 1]) for i in range(10)]
+    fractions = iter([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])  # one call before the first step, then one after each step
+    schedule = step.LrSchedule(lr=1.0, kind="cosine", total_epochs=1000)  # the epochs alone would barely anneal
+    stats = step.train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=1.0),
+                                 step.StepSettings(LossWeights(None, 0.0, 0.0)), schedule, 0, torch.device("cpu"),
+                                 progress=False, budget_used=lambda: next(fractions))
+    assert stats.steps == 4 and stats.stopped_early
+    lrs = [0.5 * (1 + math.cos(math.pi * max(k / 10_000, used))) for k, used in enumerate((0.0, 0.25, 0.5, 0.75))]
+    assert float(model.offset[2].detach()) == pytest.approx(sum(lrs))
+    assert stats.last_lr == pytest.approx(lrs[-1])
+
+
 def test_gradient_clipping_bounds_the_step():
     model = OffsetModel()
     inputs = torch.zeros(1, 3, 17, 2)
